@@ -1,0 +1,196 @@
+//! Image decoding, conversion to and from tensors, and the pictures of each stage.
+//!
+//! Everything here is pure Rust and runs in the browser as in the CLI. Decoding never panics:
+//! an empty, truncated, corrupt, unsupported or oversized file gives an [`Error::Image`] that
+//! names the problem. Grey, grey+alpha, RGBA and 16-bit images are converted to 8-bit RGB
+//! (alpha is dropped, 16-bit values are scaled to 8 bits).
+
+use std::io::Cursor;
+
+use burn::prelude::*;
+use image::imageops::FilterType;
+use image::{DynamicImage, GrayImage, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::Error;
+
+/// Largest image side accepted by the decoder, in pixels.
+pub const MAX_DECODE_SIDE: u32 = 16_384;
+/// Largest decoder allocation, in bytes.
+pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+
+/// Decodes an image file's bytes to 8-bit RGB. `name` is used in error messages.
+pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, Error> {
+    Ok(decode(bytes, name)?.to_rgb8())
+}
+
+/// Decodes an image file's bytes (any supported format) with size limits.
+pub fn decode(bytes: &[u8], name: &str) -> Result<DynamicImage, Error> {
+    if bytes.is_empty() {
+        return Err(Error::Image(format!("{name}: the file is empty")));
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        Error::Image(format!(
+            "{name}: not an image this tool can read (supported: PNG, JPEG, BMP, TIFF, GIF, WebP)"
+        ))
+    })?;
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(MAX_DECODE_SIDE);
+    limits.max_image_height = Some(MAX_DECODE_SIDE);
+    limits.max_alloc = Some(MAX_DECODE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| {
+        let what = format_name(format);
+        match e {
+            image::ImageError::Limits(_) => Error::Image(format!(
+                "{name}: the {what} image is too large (at most {MAX_DECODE_SIDE} pixels a side and {} MiB decoded)",
+                MAX_DECODE_BYTES >> 20
+            )),
+            image::ImageError::Unsupported(u) => Error::Image(format!(
+                "{name}: this {what} variant is not supported ({u})"
+            )),
+            other => Error::Image(format!(
+                "{name}: the {what} file is corrupt or truncated ({other})"
+            )),
+        }
+    })?;
+    if img.width() == 0 || img.height() == 0 {
+        return Err(Error::Image(format!("{name}: the image has no pixels")));
+    }
+    Ok(img)
+}
+
+fn format_name(f: ImageFormat) -> &'static str {
+    match f {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::WebP => "WebP",
+        _ => "image",
+    }
+}
+
+/// Decodes a ground-truth mask: any format, binarised as `luma > 127` (the data's convention).
+/// Returns 0/1 values, row-major, and the mask's size.
+pub fn decode_mask(bytes: &[u8], name: &str) -> Result<GrayImage, Error> {
+    let grey = decode(bytes, name)?.to_luma8();
+    Ok(GrayImage::from_fn(grey.width(), grey.height(), |x, y| {
+        image::Luma([if grey.get_pixel(x, y)[0] > 127 {
+            255
+        } else {
+            0
+        }])
+    }))
+}
+
+/// Resizes (bilinear, aspect not kept, as SPEC.md's preprocessing) when the size differs.
+pub fn resize_rgb(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    if img.width() == w && img.height() == h {
+        img.clone()
+    } else {
+        image::imageops::resize(img, w, h, FilterType::Triangle)
+    }
+}
+
+/// Planar `[3, H, W]` floats in [0, 1] of an RGB image.
+pub fn rgb_to_chw(img: &RgbImage) -> Vec<f32> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let mut out = vec![0f32; 3 * w * h];
+    for (i, p) in img.pixels().enumerate() {
+        for c in 0..3 {
+            out[c * w * h + i] = p[c] as f32 / 255.0;
+        }
+    }
+    out
+}
+
+/// A `[1, 3, H, W]` tensor of an RGB image.
+pub fn rgb_to_tensor(img: &RgbImage, device: &Device) -> Tensor<4> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    Tensor::from_data(TensorData::new(rgb_to_chw(img), [1, 3, h, w]), device)
+}
+
+/// An RGB image of planar `[3, H, W]` values in [0, 1] (clamped).
+pub fn chw_to_rgb(data: &[f32], w: usize, h: usize) -> RgbImage {
+    assert_eq!(data.len(), 3 * w * h, "planar RGB size");
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        image::Rgb(std::array::from_fn(|c| to_u8(data[c * w * h + i])))
+    })
+}
+
+/// A grey image of `[H, W]` values in [0, 1] (clamped).
+pub fn map_to_grey(data: &[f32], w: usize, h: usize) -> GrayImage {
+    assert_eq!(data.len(), w * h, "map size");
+    GrayImage::from_fn(w as u32, h as u32, |x, y| {
+        image::Luma([to_u8(data[y as usize * w + x as usize])])
+    })
+}
+
+fn to_u8(v: f32) -> u8 {
+    (v.clamp(0.0, 1.0) * 255.0).round() as u8
+}
+
+/// The binary mask (0 or 255) of a probability map resized (bilinear, on the probabilities) to
+/// `out_w x out_h` and thresholded at 0.5.
+pub fn prob_to_mask(prob: &[f32], w: usize, h: usize, out_w: u32, out_h: u32) -> GrayImage {
+    let grey = map_to_grey(prob, w, h);
+    let big = if grey.width() == out_w && grey.height() == out_h {
+        grey
+    } else {
+        image::imageops::resize(&grey, out_w, out_h, FilterType::Triangle)
+    };
+    GrayImage::from_fn(out_w, out_h, |x, y| {
+        image::Luma([if big.get_pixel(x, y)[0] >= 128 {
+            255
+        } else {
+            0
+        }])
+    })
+}
+
+/// A heat map (a perceptually ordered dark-blue -> teal -> yellow ramp close to viridis) of
+/// `[H, W]` values in [0, 1].
+pub fn heat_map(data: &[f32], w: usize, h: usize) -> RgbImage {
+    assert_eq!(data.len(), w * h, "map size");
+    const STOPS: [[f32; 3]; 5] = [
+        [68.0, 1.0, 84.0],
+        [59.0, 82.0, 139.0],
+        [33.0, 145.0, 140.0],
+        [94.0, 201.0, 98.0],
+        [253.0, 231.0, 37.0],
+    ];
+    RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let v = data[y as usize * w + x as usize].clamp(0.0, 1.0) * 4.0;
+        let i = (v.floor() as usize).min(3);
+        let t = v - i as f32;
+        image::Rgb(std::array::from_fn(|c| {
+            (STOPS[i][c] * (1.0 - t) + STOPS[i + 1][c] * t).round() as u8
+        }))
+    })
+}
+
+/// The image with the mask drawn over it in a translucent colour (`alpha` in [0, 1]).
+pub fn overlay(img: &RgbImage, mask: &GrayImage, alpha: f32) -> RgbImage {
+    let colour = [255.0, 64.0, 32.0];
+    RgbImage::from_fn(img.width(), img.height(), |x, y| {
+        let p = img.get_pixel(x, y);
+        if mask.get_pixel(x, y)[0] >= 128 {
+            image::Rgb(std::array::from_fn(|c| {
+                (p[c] as f32 * (1.0 - alpha) + colour[c] * alpha).round() as u8
+            }))
+        } else {
+            *p
+        }
+    })
+}
+
+/// PNG bytes of any image buffer.
+pub fn encode_png(img: &DynamicImage) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), ImageFormat::Png)
+        .map_err(|e| Error::Image(format!("could not encode PNG: {e}")))?;
+    Ok(out)
+}

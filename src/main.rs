@@ -1,0 +1,533 @@
+//! `scl`: the native command-line tool (model info, prediction, benchmarks).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand};
+use image::DynamicImage;
+
+use scl::backend::{self, Backend};
+use scl::config::{EncoderDepth, Fusion, ModelConfig, PRESETS};
+use scl::flops::Macs;
+use scl::imageio;
+use scl::model::Scl;
+use scl::train::{self, Batch};
+use scl::{Error, weights};
+
+#[derive(Parser)]
+#[command(
+    name = "scl",
+    version,
+    about = "Self-supervised Correction Learning (Zhang et al., MICCAI 2021): segmentation with a coarse mask, lesion inpainting and a refined mask"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a configuration, its parameter counts and its multiply-accumulates per image.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Image side (pixels, a multiple of 32) for the MAC counts.
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+    },
+    /// Segment an image or every image of a folder; writes `<stem>_mask.png` at the input's size.
+    Predict(PredictArgs),
+    /// Time the two-stage forward pass and one training iteration.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Preset: paper (ResNet-34, width 64, GFF), r34-w32, r18-w16, r18-w8.
+    #[arg(long, default_value = "paper")]
+    preset: String,
+    /// Override the encoder depth (resnet18 | resnet34).
+    #[arg(long)]
+    depth: Option<String>,
+    /// Override the base width (multiple of 8).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Override the fusion (gff | add | concat).
+    #[arg(long)]
+    fusion: Option<String>,
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<ModelConfig, Error> {
+        let mut cfg = ModelConfig::preset(&self.preset)?;
+        if let Some(d) = &self.depth {
+            cfg.depth = match d.as_str() {
+                "resnet18" | "r18" => EncoderDepth::ResNet18,
+                "resnet34" | "r34" => EncoderDepth::ResNet34,
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown depth '{other}' (resnet18 | resnet34)"
+                    )));
+                }
+            };
+        }
+        if let Some(w) = self.width {
+            cfg.width = w;
+        }
+        if let Some(f) = &self.fusion {
+            cfg.fusion = match f.as_str() {
+                "gff" => Fusion::Gff,
+                "add" => Fusion::Add,
+                "concat" => Fusion::Concat,
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown fusion '{other}' (gff | add | concat)"
+                    )));
+                }
+            };
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Image files or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Weights file (.bpk) written by this tool; its configuration is read from the file.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Configuration to use without --weights (random weights: only for trying the pipeline).
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output folder.
+    #[arg(long, short, default_value = "predictions")]
+    out: PathBuf,
+    /// Working size: images are resized to this square (a multiple of 32) before the network.
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    /// Also write every stage's picture: coarse mask, masked input, gate maps, inpainting,
+    /// composite, fine probability and overlay.
+    #[arg(long)]
+    stages: bool,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Timed repetitions of each measurement (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Side of the inference input.
+    #[arg(long, default_value_t = 320)]
+    size: usize,
+    /// Side of the training crops.
+    #[arg(long, default_value_t = 256)]
+    crop: usize,
+    /// Labeled images per iteration.
+    #[arg(long, default_value_t = 4)]
+    labeled: usize,
+    /// Unlabeled images per iteration.
+    #[arg(long, default_value_t = 4)]
+    unlabeled: usize,
+    /// Skip the training-iteration measurement.
+    #[arg(long)]
+    no_train: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model, size } => info(&model, size),
+        Command::Predict(args) => predict(&args),
+        Command::Bench(args) => bench(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn millions(n: usize) -> String {
+    format!("{:.2} M", n as f64 / 1e6)
+}
+
+fn giga(n: u64) -> String {
+    format!("{:.2} G", n as f64 / 1e9)
+}
+
+fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
+    if size == 0 || size % 32 != 0 {
+        return Err(Error::Config(format!(
+            "--size must be a multiple of 32, got {size}"
+        )));
+    }
+    let cfg = args.config()?;
+    let device = Device::flex();
+    let model = Scl::new(&cfg, &device)?;
+    let fusion: usize = model.fusion.iter().map(|f| f.num_params()).sum();
+    println!(
+        "configuration   {} (presets: {})",
+        cfg.describe(),
+        PRESETS.join(", ")
+    );
+    println!(
+        "  depth {}  width {}  fusion {}  dropout {}",
+        cfg.depth.name(),
+        cfg.width,
+        cfg.fusion.name(),
+        cfg.dropout
+    );
+    println!(
+        "parameters      {} ({:.1} MB as f32, {:.1} MB as f16)",
+        millions(model.num_params()),
+        model.num_params() as f64 * 4.0 / 1e6,
+        model.num_params() as f64 * 2.0 / 1e6
+    );
+    println!("  encoder       {}", millions(model.encoder.num_params()));
+    println!("  fusion x5     {}", millions(fusion));
+    for (i, f) in model.fusion.iter().enumerate() {
+        println!("    level {}     {}", i + 1, millions(f.num_params()));
+    }
+    println!("  seg decoder   {}", millions(model.seg.num_params()));
+    println!("  inp decoder   {}", millions(model.inp.num_params()));
+    let m = Macs::of(&cfg, size, size);
+    println!("MACs at {size}x{size}, one image (convolutions):");
+    println!("  encoder pass  {}", giga(m.encoder));
+    println!("  fusion x5     {}", giga(m.fusion));
+    println!(
+        "  decoder       {} (+ {} side heads)",
+        giga(m.decoder),
+        giga(m.sides)
+    );
+    println!(
+        "  two-stage forward (e_seg reused)  {}",
+        giga(m.two_stage())
+    );
+    println!(
+        "  mask-only forward                 {}",
+        giga(m.mask_only())
+    );
+    println!(
+        "  training iteration 4 + 4 images   {} (backward counted as 2x forward)",
+        giga(m.train_iteration(4, 4))
+    );
+    Ok(())
+}
+
+/// Loads the model from `--weights` (its own configuration) or builds one from the flags.
+fn load_model(
+    weights_path: Option<&Path>,
+    args: &ModelArgs,
+    device: &Device,
+) -> Result<Scl, Error> {
+    match weights_path {
+        Some(p) => Ok(weights::load_file(p, device)?),
+        None => {
+            let cfg = args.config()?;
+            eprintln!(
+                "warning: no --weights given: using randomly initialised {} weights (the masks are meaningless; use this only to try the pipeline)",
+                cfg.describe()
+            );
+            Scl::new(&cfg, device)
+        }
+    }
+}
+
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "gif", "webp"];
+
+fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                            IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                        })
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                eprintln!("warning: {}: no image files in this folder", p.display());
+            }
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn predict(args: &PredictArgs) -> Result<(), Error> {
+    if args.size == 0 || args.size % 32 != 0 || args.size > 2048 {
+        return Err(Error::Config(format!(
+            "--size must be a multiple of 32 up to 2048, got {}",
+            args.size
+        )));
+    }
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    let model = load_model(args.weights.as_deref(), &args.model, &device)?.valid();
+    let files = collect_inputs(&args.inputs)?;
+    if files.is_empty() {
+        return Err(Error::Config("no input images".into()));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
+        path: args.out.display().to_string(),
+        source,
+    })?;
+    let mut failed = 0usize;
+    for file in &files {
+        let start = Instant::now();
+        match predict_one(&model, file, args, &device) {
+            Ok(written) => println!(
+                "{} -> {} ({:.0} ms)",
+                file.display(),
+                written.display(),
+                start.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Image(format!(
+            "{failed} of {} images could not be segmented",
+            files.len()
+        )));
+    }
+    Ok(())
+}
+
+fn write_png(img: DynamicImage, path: &Path) -> Result<(), Error> {
+    let bytes = imageio::encode_png(&img)?;
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn tensor_vec(t: Tensor<4>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 tensor data")
+}
+
+fn predict_one(
+    model: &Scl,
+    file: &Path,
+    args: &PredictArgs,
+    device: &Device,
+) -> Result<PathBuf, Error> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|source| Error::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let img = imageio::decode_rgb(&bytes, &name)?;
+    let (ow, oh) = (img.width(), img.height());
+    let s = args.size;
+    let x = imageio::rgb_to_tensor(&imageio::resize_rgb(&img, s, s), device);
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let out = |suffix: &str| args.out.join(format!("{stem}_{suffix}.png"));
+    let su = s as usize;
+    let fine = if args.stages {
+        let o = model.forward(x)?;
+        let fine = tensor_vec(o.fine());
+        let coarse = tensor_vec(o.coarse);
+        write_png(
+            DynamicImage::ImageLuma8(imageio::prob_to_mask(&coarse, su, su, ow, oh)),
+            &out("coarse"),
+        )?;
+        let back = |v: Vec<f32>| imageio::resize_rgb(&imageio::chw_to_rgb(&v, su, su), ow, oh);
+        write_png(
+            DynamicImage::ImageRgb8(back(tensor_vec(o.masked))),
+            &out("masked"),
+        )?;
+        write_png(
+            DynamicImage::ImageRgb8(back(tensor_vec(o.inp[0].clone()))),
+            &out("inpainted"),
+        )?;
+        write_png(
+            DynamicImage::ImageRgb8(back(tensor_vec(o.composite))),
+            &out("composite"),
+        )?;
+        for (i, g) in o.gates.into_iter().enumerate() {
+            let [_, _, gh, gw] = g.dims();
+            let heat = imageio::heat_map(&tensor_vec(g), gw, gh);
+            let heat = image::imageops::resize(&heat, ow, oh, image::imageops::FilterType::Nearest);
+            write_png(
+                DynamicImage::ImageRgb8(heat),
+                &out(&format!("gate{}", i + 1)),
+            )?;
+        }
+        let grey = image::imageops::resize(
+            &imageio::map_to_grey(&fine, su, su),
+            ow,
+            oh,
+            image::imageops::FilterType::Triangle,
+        );
+        write_png(DynamicImage::ImageLuma8(grey), &out("fine_prob"))?;
+        let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
+        write_png(
+            DynamicImage::ImageRgb8(imageio::overlay(&img, &mask, 0.45)),
+            &out("overlay"),
+        )?;
+        fine
+    } else {
+        let (_, fine) = model.predict_mask(x)?;
+        tensor_vec(fine)
+    };
+    let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
+    let path = out("mask");
+    write_png(DynamicImage::ImageLuma8(mask), &path)?;
+    Ok(path)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn bench(args: &BenchArgs) -> Result<(), Error> {
+    if args.iters == 0 {
+        return Err(Error::Config("--iters must be at least 1".into()));
+    }
+    for (flag, v) in [("--size", args.size), ("--crop", args.crop)] {
+        if v == 0 || v % 32 != 0 {
+            return Err(Error::Config(format!(
+                "{flag} must be a multiple of 32, got {v}"
+            )));
+        }
+    }
+    let cfg = args.model.config()?;
+    let backend = Backend::parse(&args.device)?;
+    let device = backend::init(backend)?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "bench: {} on {} ({threads} CPU threads available)",
+        cfg.describe(),
+        backend.name()
+    );
+    let model = Scl::new(&cfg, &device)?;
+    println!("parameters: {}", millions(model.num_params()));
+
+    // Inference: the full two-stage forward at size x size, batch 1.
+    let s = args.size;
+    let m = Macs::of(&cfg, s, s);
+    let infer = model.valid();
+    let x = Tensor::<4>::random(
+        [1, 3, s, s],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let run = || -> Result<f64, Error> {
+        let t = Instant::now();
+        let out = infer.forward(x.clone())?;
+        // Reading the outputs forces the queued work to finish.
+        let _ = out.composite.into_data();
+        let _ = out.seg[0].clone().into_data();
+        Ok(t.elapsed().as_secs_f64())
+    };
+    run()?;
+    let times = (0..args.iters)
+        .map(|_| run())
+        .collect::<Result<Vec<_>, _>>()?;
+    let med = median(times.clone());
+    println!(
+        "two-stage forward {s}x{s} batch 1: median {:.1} ms (min {:.1}, max {:.1}, n {}), {} MACs, {:.1} GFLOP/s",
+        med * 1e3,
+        times.iter().cloned().fold(f64::INFINITY, f64::min) * 1e3,
+        times.iter().cloned().fold(0.0, f64::max) * 1e3,
+        times.len(),
+        giga(m.two_stage()),
+        2.0 * m.two_stage() as f64 / med / 1e9
+    );
+    drop(infer);
+
+    if args.no_train {
+        return Ok(());
+    }
+    // Training: one iteration of labeled + unlabeled crops, SGD.
+    let c = args.crop;
+    let mt = Macs::of(&cfg, c, c);
+    let ad = device.clone().autodiff();
+    let mut model = model.fork(&ad);
+    let mut optim = train::sgd();
+    let rand = |b: usize, ch: usize| {
+        Tensor::<4>::random(
+            [b, ch, c, c],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &ad,
+        )
+    };
+    let batch = Batch {
+        labeled: (args.labeled > 0).then(|| {
+            (
+                rand(args.labeled, 3),
+                rand(args.labeled, 1).greater_elem(0.7).float(),
+            )
+        }),
+        unlabeled: (args.unlabeled > 0).then(|| rand(args.unlabeled, 3)),
+    };
+    let mut times = Vec::new();
+    for i in 0..=args.iters {
+        let t = Instant::now();
+        let (next, terms) = train::step(model, &mut optim, &batch, 1e-3);
+        model = next;
+        // Force completion of the update.
+        let _ = model.seg.head.out.weight.val().into_data();
+        let dt = t.elapsed().as_secs_f64();
+        if i > 0 {
+            times.push(dt);
+        }
+        if !terms.total.is_finite() {
+            return Err(Error::Config(format!(
+                "training produced a non-finite loss ({terms:?})"
+            )));
+        }
+    }
+    let med = median(times.clone());
+    let macs = mt.train_iteration(args.labeled, args.unlabeled);
+    println!(
+        "training iteration {}+{} at {c}x{c}: median {:.3} s (min {:.3}, max {:.3}, n {}), {} MACs, {:.1} GFLOP/s",
+        args.labeled,
+        args.unlabeled,
+        med,
+        times.iter().cloned().fold(f64::INFINITY, f64::min),
+        times.iter().cloned().fold(0.0, f64::max),
+        times.len(),
+        giga(macs),
+        2.0 * macs as f64 / med / 1e9
+    );
+    Ok(())
+}

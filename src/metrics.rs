@@ -1,0 +1,175 @@
+//! Per-image segmentation metrics from the confusion matrix, and their summary over a set.
+//!
+//! Convention for empty denominators: a ratio `0 / 0` scores **1**. Each such case means
+//! "there was nothing to find and nothing was found wrongly": an empty prediction on an empty
+//! ground truth has Dice = IoU = Recall = Precision = 1 (as the authors count it), an image
+//! that is lesion everywhere has Specificity 1 when the prediction covers all of it, and so on.
+//! Accuracy's denominator is the pixel count, never 0 for a non-empty image.
+
+use serde::{Deserialize, Serialize};
+
+/// Pixel counts of a binary prediction against a binary ground truth.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confusion {
+    /// Lesion predicted, lesion true.
+    pub tp: u64,
+    /// Lesion predicted, background true.
+    pub fp: u64,
+    /// Background predicted, background true.
+    pub tn: u64,
+    /// Background predicted, lesion true.
+    pub fn_: u64,
+}
+
+/// Threshold applied to predictions and ground truths alike.
+pub const THRESHOLD: f32 = 0.5;
+
+impl Confusion {
+    /// Counts a probability map against a ground-truth map of the same length, both thresholded
+    /// at 0.5 (`>= 0.5` is lesion).
+    ///
+    /// # Panics
+    /// If the two slices differ in length.
+    pub fn from_maps(pred: &[f32], truth: &[f32]) -> Self {
+        assert_eq!(pred.len(), truth.len(), "prediction and truth sizes differ");
+        let mut c = Confusion::default();
+        for (&p, &t) in pred.iter().zip(truth) {
+            match (p >= THRESHOLD, t >= THRESHOLD) {
+                (true, true) => c.tp += 1,
+                (true, false) => c.fp += 1,
+                (false, false) => c.tn += 1,
+                (false, true) => c.fn_ += 1,
+            }
+        }
+        c
+    }
+
+    /// The metrics of this confusion matrix.
+    pub fn scores(&self) -> Scores {
+        let ratio = |num: u64, den: u64| {
+            if den == 0 {
+                1.0
+            } else {
+                num as f64 / den as f64
+            }
+        };
+        let Confusion { tp, fp, tn, fn_ } = *self;
+        Scores {
+            dice: ratio(2 * tp, 2 * tp + fp + fn_),
+            iou: ratio(tp, tp + fp + fn_),
+            accuracy: ratio(tp + tn, tp + fp + tn + fn_),
+            recall: ratio(tp, tp + fn_),
+            specificity: ratio(tn, tn + fp),
+            precision: ratio(tp, tp + fp),
+        }
+    }
+}
+
+/// The metrics of one image, as fractions in [0, 1].
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Scores {
+    /// `2TP / (2TP + FP + FN)`.
+    pub dice: f64,
+    /// `TP / (TP + FP + FN)`.
+    pub iou: f64,
+    /// `(TP + TN) / all`.
+    pub accuracy: f64,
+    /// `TP / (TP + FN)` (sensitivity).
+    pub recall: f64,
+    /// `TN / (TN + FP)`.
+    pub specificity: f64,
+    /// `TP / (TP + FP)`.
+    pub precision: f64,
+}
+
+impl Scores {
+    /// The metric names, in the order of [`Scores::values`].
+    pub const NAMES: [&'static str; 6] = ["Dice", "IoU", "Acc", "Rec", "Spe", "Pre"];
+
+    /// The values in the order of [`Scores::NAMES`].
+    pub fn values(&self) -> [f64; 6] {
+        [
+            self.dice,
+            self.iou,
+            self.accuracy,
+            self.recall,
+            self.specificity,
+            self.precision,
+        ]
+    }
+}
+
+/// Mean and (population) standard deviation of one metric over a set of images.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeanStd {
+    /// Mean.
+    pub mean: f64,
+    /// Population standard deviation (divides by n).
+    pub std: f64,
+}
+
+impl MeanStd {
+    /// Mean and population standard deviation of `values` (0 and 0 for an empty slice).
+    pub fn of(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return MeanStd {
+                mean: 0.0,
+                std: 0.0,
+            };
+        }
+        let n = values.len() as f64;
+        let mean = values.iter().sum::<f64>() / n;
+        let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n;
+        MeanStd {
+            mean,
+            std: var.sqrt(),
+        }
+    }
+}
+
+/// Metrics summarised over a set of images.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of images.
+    pub count: usize,
+    /// Dice.
+    pub dice: MeanStd,
+    /// IoU.
+    pub iou: MeanStd,
+    /// Accuracy.
+    pub accuracy: MeanStd,
+    /// Recall.
+    pub recall: MeanStd,
+    /// Specificity.
+    pub specificity: MeanStd,
+    /// Precision.
+    pub precision: MeanStd,
+}
+
+impl Summary {
+    /// Summarises per-image scores (each metric averaged over images, as SPEC.md asks).
+    pub fn of(scores: &[Scores]) -> Self {
+        let col = |f: fn(&Scores) -> f64| MeanStd::of(&scores.iter().map(f).collect::<Vec<_>>());
+        Summary {
+            count: scores.len(),
+            dice: col(|s| s.dice),
+            iou: col(|s| s.iou),
+            accuracy: col(|s| s.accuracy),
+            recall: col(|s| s.recall),
+            specificity: col(|s| s.specificity),
+            precision: col(|s| s.precision),
+        }
+    }
+
+    /// The summaries in the order of [`Scores::NAMES`].
+    pub fn values(&self) -> [MeanStd; 6] {
+        [
+            self.dice,
+            self.iou,
+            self.accuracy,
+            self.recall,
+            self.specificity,
+            self.precision,
+        ]
+    }
+}

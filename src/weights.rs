@@ -1,0 +1,222 @@
+//! Saving and loading the network's weights (Burnpack `.bpk`, optionally f16) and importing
+//! torchvision ImageNet ResNet-18/34 weights into the encoder.
+//!
+//! A weights file is a Burnpack file whose metadata carries the model configuration
+//! (`scl.config`, JSON) and the storage precision (`scl.precision`), so that a file can be
+//! loaded without knowing its configuration, and loading it into a different configuration is
+//! refused with a message naming both.
+
+use burn::prelude::*;
+use burn::store::burn_pack::{self, Reader};
+use burn::store::{BurnpackStore, HalfPrecisionAdapter, ModuleSnapshot};
+use burn::tensor::Bytes;
+
+use crate::config::ModelConfig;
+use crate::model::Scl;
+
+/// Metadata key of the model configuration.
+pub const META_CONFIG: &str = "scl.config";
+/// Metadata key of the storage precision (`f32` or `f16`).
+pub const META_PRECISION: &str = "scl.precision";
+/// Metadata key identifying the file as SCL weights.
+pub const META_FORMAT: &str = "scl.format";
+/// Value of [`META_FORMAT`].
+pub const FORMAT: &str = "scl-weights-1";
+
+/// Storage precision of a weights file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precision {
+    /// 32-bit floats (exact).
+    F32,
+    /// 16-bit floats for the convolution weights (half the size; batch-norm statistics stay
+    /// f32, since their variances can underflow f16).
+    F16,
+}
+
+impl Precision {
+    fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+        }
+    }
+}
+
+/// Why a weights file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    /// The file could not be read or written.
+    #[error("{name}: {message}")]
+    Io {
+        /// The file.
+        name: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// Not a Burnpack file at all (another format, an image, text...).
+    #[error("{0}: not a weights file (it is not in Burnpack .bpk format)")]
+    NotBurnpack(String),
+    /// A Burnpack file cut short.
+    #[error("{name}: the weights file is truncated or damaged ({detail})")]
+    Truncated {
+        /// The file.
+        name: String,
+        /// Details from the reader.
+        detail: String,
+    },
+    /// A Burnpack file without this tool's metadata (made by another program).
+    #[error("{0}: a Burnpack file, but not SCL weights (no scl.config metadata)")]
+    NotScl(String),
+    /// Weights made for another network configuration.
+    #[error("{name}: these weights are for a {file} network, but the model is {model}")]
+    ConfigMismatch {
+        /// The file.
+        name: String,
+        /// The file's configuration.
+        file: String,
+        /// The model's configuration.
+        model: String,
+    },
+    /// Tensors missing or of the wrong shape.
+    #[error("{name}: the weights do not fit the network: {detail}")]
+    Tensors {
+        /// The file.
+        name: String,
+        /// Details.
+        detail: String,
+    },
+    /// A problem importing ImageNet encoder weights.
+    #[error("{name}: cannot import ImageNet ResNet weights: {detail}")]
+    Import {
+        /// The file.
+        name: String,
+        /// Details.
+        detail: String,
+    },
+}
+
+fn pack_error(name: &str, e: burn_pack::Error) -> WeightsError {
+    use burn_pack::Error as E;
+    let name = name.to_string();
+    match e {
+        E::InvalidMagicNumber => WeightsError::NotBurnpack(name),
+        E::InvalidHeader | E::InvalidVersion => WeightsError::NotBurnpack(name),
+        E::IoError(m) => WeightsError::Io { name, message: m },
+        E::ValidationError(m) if m.contains("truncated") => {
+            WeightsError::Truncated { name, detail: m }
+        }
+        E::ValidationError(m) | E::TensorNotFound(m) | E::TensorBytesSizeMismatch(m) => {
+            WeightsError::Tensors { name, detail: m }
+        }
+        other => WeightsError::Truncated {
+            name,
+            detail: other.to_string(),
+        },
+    }
+}
+
+/// Serialises the model's weights (with its configuration) to Burnpack bytes.
+pub fn to_bytes(model: &Scl, precision: Precision) -> Result<Vec<u8>, WeightsError> {
+    let config = serde_json::to_string(&model.config).expect("config serialises");
+    let mut store = BurnpackStore::from_bytes(None)
+        .metadata(META_FORMAT, FORMAT)
+        .metadata(META_CONFIG, config)
+        .metadata(META_PRECISION, precision.name());
+    if precision == Precision::F16 {
+        store = store.with_to_adapter(HalfPrecisionAdapter::new());
+    }
+    let err = |e| pack_error("weights", e);
+    model.save_into(&mut store).map_err(err)?;
+    Ok(store.get_bytes().map_err(err)?.to_vec())
+}
+
+/// Reads the configuration and precision stored in a weights file's bytes.
+pub fn read_header(bytes: &[u8], name: &str) -> Result<(ModelConfig, Precision), WeightsError> {
+    if bytes.is_empty() {
+        return Err(WeightsError::Io {
+            name: name.into(),
+            message: "the file is empty".into(),
+        });
+    }
+    let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| pack_error(name, e))?;
+    let meta = reader.metadata();
+    let config = meta
+        .get(META_CONFIG)
+        .ok_or_else(|| WeightsError::NotScl(name.into()))?;
+    let config: ModelConfig =
+        serde_json::from_str(config).map_err(|e| WeightsError::Truncated {
+            name: name.into(),
+            detail: format!("unreadable configuration: {e}"),
+        })?;
+    config.validate().map_err(|e| WeightsError::Truncated {
+        name: name.into(),
+        detail: e.to_string(),
+    })?;
+    let precision = match meta.get(META_PRECISION).map(String::as_str) {
+        Some("f16") => Precision::F16,
+        _ => Precision::F32,
+    };
+    Ok((config, precision))
+}
+
+/// Loads weights into `model` (whose configuration must match the file's).
+pub fn load_into(mut model: Scl, bytes: &[u8], name: &str) -> Result<Scl, WeightsError> {
+    let (config, precision) = read_header(bytes, name)?;
+    if config != model.config {
+        return Err(WeightsError::ConfigMismatch {
+            name: name.into(),
+            file: config.describe(),
+            model: model.config.describe(),
+        });
+    }
+    let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    if precision == Precision::F16 {
+        store = store.with_from_adapter(HalfPrecisionAdapter::new());
+    }
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| pack_error(name, e))?;
+    if !result.errors.is_empty() || !result.missing.is_empty() {
+        return Err(WeightsError::Tensors {
+            name: name.into(),
+            detail: result.to_string(),
+        });
+    }
+    Ok(model)
+}
+
+/// Builds the network described by a weights file and loads the weights onto `device`.
+pub fn from_bytes(bytes: &[u8], name: &str, device: &Device) -> Result<Scl, WeightsError> {
+    let (config, _) = read_header(bytes, name)?;
+    let model = Scl::new(&config, device).map_err(|e| WeightsError::Truncated {
+        name: name.into(),
+        detail: e.to_string(),
+    })?;
+    load_into(model, bytes, name)
+}
+
+/// Writes the model's weights to `path` (native only).
+#[cfg(not(target_family = "wasm"))]
+pub fn save_file(
+    model: &Scl,
+    path: &std::path::Path,
+    precision: Precision,
+) -> Result<(), WeightsError> {
+    let bytes = to_bytes(model, precision)?;
+    std::fs::write(path, bytes).map_err(|e| WeightsError::Io {
+        name: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads a weights file and builds its network on `device` (native only).
+#[cfg(not(target_family = "wasm"))]
+pub fn load_file(path: &std::path::Path, device: &Device) -> Result<Scl, WeightsError> {
+    let name = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| WeightsError::Io {
+        name: name.clone(),
+        message: e.to_string(),
+    })?;
+    from_bytes(&bytes, &name, device)
+}

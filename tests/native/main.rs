@@ -1,0 +1,10 @@
+//! Native tests on the Flex CPU backend with synthetic data (no `../shared` needed).
+
+mod common;
+mod gff;
+mod losses;
+mod metrics;
+mod network;
+mod overfit;
+mod pretrained;
+mod weights;
