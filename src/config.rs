@@ -105,7 +105,7 @@ impl ModelConfig {
 
     /// Checks that the configuration describes a buildable network.
     pub fn validate(&self) -> Result<(), crate::Error> {
-        if self.width == 0 || self.width % 8 != 0 {
+        if self.width == 0 || !self.width.is_multiple_of(8) {
             return Err(crate::Error::Config(format!(
                 "width must be a positive multiple of 8, got {}",
                 self.width

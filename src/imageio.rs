@@ -33,6 +33,16 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<DynamicImage, Error> {
             "{name}: not an image this tool can read (supported: PNG, JPEG, BMP, TIFF, GIF, WebP)"
         ))
     })?;
+    // The JPEG decoder fills a cut-off file with grey instead of failing: require the
+    // end-of-image marker near the end (some writers append a little padding after it).
+    if format == ImageFormat::Jpeg {
+        let tail = &bytes[bytes.len().saturating_sub(4096)..];
+        if !tail.windows(2).any(|w| w == [0xFF, 0xD9]) {
+            return Err(Error::Image(format!(
+                "{name}: the JPEG file is truncated (it has no end-of-image marker)"
+            )));
+        }
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_DECODE_SIDE);

@@ -12,7 +12,7 @@ use scl::backend::{self, Backend};
 use scl::config::{EncoderDepth, Fusion, ModelConfig, PRESETS};
 use scl::flops::Macs;
 use scl::imageio;
-use scl::model::Scl;
+use scl::model::{Scl, trainable_params};
 use scl::train::{self, Batch};
 use scl::{Error, weights};
 
@@ -171,7 +171,7 @@ fn giga(n: u64) -> String {
 }
 
 fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
-    if size == 0 || size % 32 != 0 {
+    if size == 0 || !size.is_multiple_of(32) {
         return Err(Error::Config(format!(
             "--size must be a multiple of 32, got {size}"
         )));
@@ -179,7 +179,7 @@ fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
     let cfg = args.config()?;
     let device = Device::flex();
     let model = Scl::new(&cfg, &device)?;
-    let fusion: usize = model.fusion.iter().map(|f| f.num_params()).sum();
+    let fusion: usize = model.fusion.iter().map(trainable_params).sum();
     println!(
         "configuration   {} (presets: {})",
         cfg.describe(),
@@ -194,17 +194,20 @@ fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
     );
     println!(
         "parameters      {} ({:.1} MB as f32, {:.1} MB as f16)",
-        millions(model.num_params()),
-        model.num_params() as f64 * 4.0 / 1e6,
-        model.num_params() as f64 * 2.0 / 1e6
+        millions(trainable_params(&model)),
+        trainable_params(&model) as f64 * 4.0 / 1e6,
+        trainable_params(&model) as f64 * 2.0 / 1e6
     );
-    println!("  encoder       {}", millions(model.encoder.num_params()));
+    println!(
+        "  encoder       {}",
+        millions(trainable_params(&model.encoder))
+    );
     println!("  fusion x5     {}", millions(fusion));
     for (i, f) in model.fusion.iter().enumerate() {
-        println!("    level {}     {}", i + 1, millions(f.num_params()));
+        println!("    level {}     {}", i + 1, millions(trainable_params(f)));
     }
-    println!("  seg decoder   {}", millions(model.seg.num_params()));
-    println!("  inp decoder   {}", millions(model.inp.num_params()));
+    println!("  seg decoder   {}", millions(trainable_params(&model.seg)));
+    println!("  inp decoder   {}", millions(trainable_params(&model.inp)));
     let m = Macs::of(&cfg, size, size);
     println!("MACs at {size}x{size}, one image (convolutions):");
     println!("  encoder pass  {}", giga(m.encoder));
@@ -280,7 +283,7 @@ fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
 }
 
 fn predict(args: &PredictArgs) -> Result<(), Error> {
-    if args.size == 0 || args.size % 32 != 0 || args.size > 2048 {
+    if args.size == 0 || !args.size.is_multiple_of(32) || args.size > 2048 {
         return Err(Error::Config(format!(
             "--size must be a multiple of 32 up to 2048, got {}",
             args.size
@@ -409,7 +412,7 @@ fn predict_one(
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     let n = v.len();
-    if n % 2 == 1 {
+    if !n.is_multiple_of(2) {
         v[n / 2]
     } else {
         (v[n / 2 - 1] + v[n / 2]) / 2.0
@@ -421,7 +424,7 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
         return Err(Error::Config("--iters must be at least 1".into()));
     }
     for (flag, v) in [("--size", args.size), ("--crop", args.crop)] {
-        if v == 0 || v % 32 != 0 {
+        if v == 0 || !v.is_multiple_of(32) {
             return Err(Error::Config(format!(
                 "{flag} must be a multiple of 32, got {v}"
             )));
@@ -439,7 +442,7 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
         backend.name()
     );
     let model = Scl::new(&cfg, &device)?;
-    println!("parameters: {}", millions(model.num_params()));
+    println!("parameters: {}", millions(trainable_params(&model)));
 
     // Inference: the full two-stage forward at size x size, batch 1.
     let s = args.size;
@@ -481,7 +484,8 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
     let c = args.crop;
     let mt = Macs::of(&cfg, c, c);
     let ad = device.clone().autodiff();
-    let mut model = model.fork(&ad);
+    drop(model);
+    let mut model = Scl::new(&cfg, &ad)?;
     let mut optim = train::sgd();
     let rand = |b: usize, ch: usize| {
         Tensor::<4>::random(

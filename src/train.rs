@@ -55,7 +55,44 @@ pub struct Batch {
 }
 
 /// The loss graph of one iteration (before backward) and its three terms as tensors.
+///
+/// With equally sized labeled and unlabeled batches the two forward passes of SPEC.md run as
+/// one pass over both batches with batch-norm statistics kept per batch (the same computation,
+/// and about 40% faster on the CPU backend, see [`crate::model::norm`]); the inpainting decoder
+/// runs on the unlabeled half only. Otherwise the passes run one after the other.
 pub fn losses(model: &Scl, batch: &Batch) -> (Tensor<1>, Option<Tensor<1>>, Option<Tensor<1>>) {
+    let (seg, inp): (Option<Tensor<1>>, Option<Tensor<1>>) =
+        match (&batch.labeled, &batch.unlabeled) {
+            (Some((xl, y)), Some(xu)) if xl.dims()[0] == xu.dims()[0] => {
+                let n = xl.dims()[0];
+                let x = Tensor::cat(vec![xl.clone(), xu.clone()], 0);
+                let coarse = model.coarse(x, 2);
+                let fused = model.fuse(&coarse.features, coarse.masked, 2);
+                let seg = model.seg.forward(&fused.g, true, 2);
+                let g_u = fused.g.map(|t| t.slice(s![n..2 * n, .., .., ..]));
+                let inp = model.inp.forward(&g_u, true, 1);
+                let half = |lo: usize| -> Vec<Tensor<4>> {
+                    seg.iter()
+                        .map(|t| t.clone().slice(s![lo..lo + n, .., .., ..]))
+                        .collect()
+                };
+                (
+                    Some(segmentation_loss(&half(0), y.clone())),
+                    Some(inpainting_loss(&inp, &half(n), xu.clone())),
+                )
+            }
+            _ => return losses_two_passes(model, batch),
+        };
+    let total = total_loss(seg.clone().unwrap(), inp.clone().unwrap());
+    (total, seg, inp)
+}
+
+/// The same losses computed with two separate forward passes, exactly as SPEC.md words it
+/// (for tests and comparison).
+pub fn losses_two_passes(
+    model: &Scl,
+    batch: &Batch,
+) -> (Tensor<1>, Option<Tensor<1>>, Option<Tensor<1>>) {
     let seg = batch.labeled.as_ref().map(|(x, y)| {
         let out = model.forward_aligned(x.clone(), FineParts::SEGMENT_DEEP);
         segmentation_loss(&out.seg, y.clone())
@@ -64,13 +101,15 @@ pub fn losses(model: &Scl, batch: &Batch) -> (Tensor<1>, Option<Tensor<1>>, Opti
         let out = model.forward_aligned(x.clone(), FineParts::ALL);
         inpainting_loss(&out.inp, &out.seg, x.clone())
     });
-    let device = batch
-        .labeled
-        .as_ref()
-        .map(|(x, _)| x.device())
-        .or_else(|| batch.unlabeled.as_ref().map(|x| x.device()))
-        .expect("a batch with labeled or unlabeled images");
-    let zero = || Tensor::<1>::zeros([1], &device);
+    let zero = || {
+        Tensor::<1>::zeros(
+            [1],
+            &seg.as_ref()
+                .or(inp.as_ref())
+                .expect("a non-empty batch")
+                .device(),
+        )
+    };
     let total = total_loss(
         seg.clone().unwrap_or_else(zero),
         inp.clone().unwrap_or_else(zero),

@@ -25,8 +25,8 @@ impl DecoderBlock {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        upsample2(self.expand.forward(self.reduce.forward(x)))
+    fn forward(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
+        upsample2(self.expand.forward(self.reduce.forward(x, groups), groups))
     }
 }
 
@@ -51,8 +51,8 @@ impl Head {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let h = self.hidden.forward(x);
+    fn forward(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
+        let h = self.hidden.forward(x, groups);
         let h = match &self.dropout {
             Some(d) => d.forward(h),
             None => h,
@@ -103,21 +103,21 @@ impl Decoder {
     }
 
     /// Decodes the five feature maps `g` (finest first). With `sides` false only the full-size
-    /// output is computed.
-    pub fn forward(&self, g: &[Tensor<4>; 5], sides: bool) -> DecoderOutputs {
-        let mut d = self.blocks[0].forward(g[4].clone());
+    /// output is computed. `groups`: independent sub-batches for batch norm.
+    pub fn forward(&self, g: &[Tensor<4>; 5], sides: bool, groups: usize) -> DecoderOutputs {
+        let mut d = self.blocks[0].forward(g[4].clone(), groups);
         let mut side_out = Vec::with_capacity(4);
         if sides {
-            side_out.push(self.sides[0].forward(d.clone()));
+            side_out.push(self.sides[0].forward(d.clone(), groups));
         }
         for (k, block) in self.blocks.iter().enumerate().skip(1) {
-            d = block.forward(Tensor::cat(vec![d, g[4 - k].clone()], 1));
+            d = block.forward(Tensor::cat(vec![d, g[4 - k].clone()], 1), groups);
             if sides && k < 4 {
-                side_out.push(self.sides[k].forward(d.clone()));
+                side_out.push(self.sides[k].forward(d.clone(), groups));
             }
         }
         let mut outs = Vec::with_capacity(5);
-        outs.push(self.head.forward(d));
+        outs.push(self.head.forward(d, groups));
         // side_out is coarsest first (H/16 .. H/2); outputs are finest first.
         outs.extend(side_out.into_iter().rev());
         outs

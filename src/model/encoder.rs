@@ -1,6 +1,5 @@
 //! The shared ResNet encoder (torchvision's ResNet-18/34 without avgpool and fc).
 
-use burn::nn::BatchNorm;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::relu;
@@ -8,6 +7,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 
 use super::layers::{bn, conv};
+use super::norm::BatchNorm;
 use crate::config::ModelConfig;
 
 /// The 1x1 projection of a residual branch whose shape changes (torchvision's `downsample`).
@@ -49,13 +49,13 @@ impl BasicBlock {
         }
     }
 
-    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+    fn forward(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(d.conv.forward(x.clone()), groups),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = relu(self.bn1.forward(self.conv1.forward(x), groups));
+        let y = self.bn2.forward(self.conv2.forward(y), groups);
         relu(y + identity)
     }
 }
@@ -106,10 +106,13 @@ impl Encoder {
         }
     }
 
-    /// Runs the encoder on `x` (`[B, 3, H, W]`, RGB in [0, 1], H and W multiples of 32).
-    pub fn forward(&self, x: Tensor<4>) -> Features {
-        let run = |blocks: &[BasicBlock], x: Tensor<4>| blocks.iter().fold(x, |x, b| b.forward(x));
-        let e1 = relu(self.bn1.forward(self.conv1.forward(x)));
+    /// Runs the encoder on `x` (`[B, 3, H, W]`, RGB in [0, 1], H and W multiples of 32);
+    /// `groups` independent sub-batches for batch norm (see [`BatchNorm`]).
+    pub fn forward(&self, x: Tensor<4>, groups: usize) -> Features {
+        let run = |blocks: &[BasicBlock], x: Tensor<4>| {
+            blocks.iter().fold(x, |x, b| b.forward(x, groups))
+        };
+        let e1 = relu(self.bn1.forward(self.conv1.forward(x), groups));
         let pooled = max_pool2d(
             e1.clone(),
             MaxPoolOptions::new([3, 3])

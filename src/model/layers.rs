@@ -1,11 +1,13 @@
 //! Small building blocks shared by the encoder, the decoders and the fusion modules.
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, PaddingConfig2d};
+use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
+
+use super::norm::BatchNorm;
 
 /// He-normal initialisation with fan-out, as torchvision's ResNets use for every convolution.
 pub(crate) fn kaiming_fan_out() -> Initializer {
@@ -35,10 +37,7 @@ pub(crate) fn conv(
 
 /// Batch normalisation with PyTorch's defaults (eps 1e-5, momentum 0.1).
 pub(crate) fn bn(ch: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(ch)
-        .with_epsilon(1e-5)
-        .with_momentum(0.1)
-        .init(device)
+    BatchNorm::new(ch, device)
 }
 
 /// Conv (no bias) + BatchNorm + ReLU.
@@ -59,9 +58,9 @@ impl ConvBnRelu {
         }
     }
 
-    /// Applies the block.
-    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x)))
+    /// Applies the block (`groups`: independent sub-batches for batch norm).
+    pub fn forward(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
+        relu(self.bn.forward(self.conv.forward(x), groups))
     }
 }
 

@@ -5,6 +5,7 @@ pub mod encoder;
 pub mod fusion;
 pub mod layers;
 pub mod network;
+pub mod norm;
 
 pub use network::{FineParts, MAX_SIDE, STRIDE, Scl, SclOutput};
 

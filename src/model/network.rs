@@ -162,10 +162,10 @@ impl Scl {
     /// The coarse decoder pass reads detached features: the mask is thresholded, so no gradient
     /// could flow through it anyway, and detaching keeps the autodiff graph (and memory) of a
     /// training step to what the losses use.
-    pub fn coarse(&self, x: Tensor<4>) -> Coarse {
-        let features = self.encoder.forward(x.clone());
+    pub fn coarse(&self, x: Tensor<4>, groups: usize) -> Coarse {
+        let features = self.encoder.forward(x.clone(), groups);
         let detached = features.clone().map(|f| f.detach());
-        let logits = self.seg.forward(&detached, false).swap_remove(0);
+        let logits = self.seg.forward(&detached, false, groups).swap_remove(0);
         let prob = sigmoid(logits).detach();
         let mask = prob.clone().greater_equal_elem(0.5).float();
         let masked = x * (mask.clone().neg() + 1.0);
@@ -178,8 +178,8 @@ impl Scl {
     }
 
     /// Stage 2 fusion: encodes the masked image and fuses it with the stage-1 features.
-    pub fn fuse(&self, features: &Features, masked: Tensor<4>) -> Fused {
-        let inp_features = self.encoder.forward(masked);
+    pub fn fuse(&self, features: &Features, masked: Tensor<4>, groups: usize) -> Fused {
+        let inp_features = self.encoder.forward(masked, groups);
         let mut gates = Vec::new();
         let g: Vec<Tensor<4>> = self
             .fusion
@@ -200,20 +200,26 @@ impl Scl {
 
     /// The two-stage pass on an aligned input (sides multiples of [`STRIDE`]).
     pub fn forward_aligned(&self, x: Tensor<4>, parts: FineParts) -> SclOutput {
+        self.forward_grouped(x, parts, 1)
+    }
+
+    /// [`Scl::forward_aligned`] on a batch made of `groups` independent sub-batches (batch
+    /// statistics are computed per sub-batch in training; see [`super::norm::BatchNorm`]).
+    pub fn forward_grouped(&self, x: Tensor<4>, parts: FineParts, groups: usize) -> SclOutput {
         let Coarse {
             features,
             prob,
             mask,
             masked,
-        } = self.coarse(x.clone());
-        let Fused { g, gates } = self.fuse(&features, masked.clone());
+        } = self.coarse(x.clone(), groups);
+        let Fused { g, gates } = self.fuse(&features, masked.clone(), groups);
         let seg = if parts.segment {
-            self.seg.forward(&g, parts.sides)
+            self.seg.forward(&g, parts.sides, groups)
         } else {
             Vec::new()
         };
         let inp = if parts.inpaint {
-            self.inp.forward(&g, parts.sides)
+            self.inp.forward(&g, parts.sides, groups)
         } else {
             Vec::new()
         };

@@ -2,6 +2,7 @@
 
 mod common;
 mod gff;
+mod imageio;
 mod losses;
 mod metrics;
 mod network;

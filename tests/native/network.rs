@@ -194,7 +194,7 @@ fn no_gradient_flows_through_the_stage1_mask() {
     let ad = dev().autodiff();
     let m = model(&light(), &ad);
     let x = image(2, 64, 64, 8, &ad).require_grad();
-    let coarse = m.coarse(x.clone());
+    let coarse = m.coarse(x.clone(), 1);
     // A loss that depends on the parameters only through the thresholded mask.
     let loss = coarse.masked.clone().sum() + coarse.mask.clone().sum() + coarse.prob.clone().sum();
     let grads = loss.backward();
