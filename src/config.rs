@@ -72,6 +72,10 @@ pub struct ModelConfig {
     /// Dropout probability of the segmentation heads (0.1 in the paper).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// The SCL network (true) or the paper's supervised baseline, a single-stage
+    /// encoder + segmentation decoder with the same blocks and side heads (false).
+    #[config(default = true)]
+    pub two_stage: bool,
 }
 
 /// Names of the built-in presets, in the order the CLI lists them.
@@ -134,11 +138,11 @@ impl ModelConfig {
 
     /// A short human-readable description, e.g. `resnet34 w64 gff`.
     pub fn describe(&self) -> String {
-        format!(
-            "{} w{} {}",
-            self.depth.name(),
-            self.width,
+        let kind = if self.two_stage {
             self.fusion.name()
-        )
+        } else {
+            "single-stage"
+        };
+        format!("{} w{} {kind}", self.depth.name(), self.width)
     }
 }

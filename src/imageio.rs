@@ -204,3 +204,19 @@ pub fn encode_png(img: &DynamicImage) -> Result<Vec<u8>, Error> {
         .map_err(|e| Error::Image(format!("could not encode PNG: {e}")))?;
     Ok(out)
 }
+
+/// Resizes a binary (0/255) mask: bilinear on the mask, then thresholded at 0.5.
+pub fn resize_mask(mask: &GrayImage, w: u32, h: u32) -> GrayImage {
+    let big = if mask.width() == w && mask.height() == h {
+        return mask.clone();
+    } else {
+        image::imageops::resize(mask, w, h, FilterType::Triangle)
+    };
+    GrayImage::from_fn(w, h, |x, y| {
+        image::Luma([if big.get_pixel(x, y)[0] >= 128 {
+            255
+        } else {
+            0
+        }])
+    })
+}

@@ -12,15 +12,21 @@
 
 #![warn(missing_docs)]
 
+pub mod augment;
 pub mod backend;
 pub mod config;
+#[cfg(not(target_family = "wasm"))]
+pub mod data;
 pub mod flops;
 pub mod imageio;
 pub mod loss;
 pub mod metrics;
 pub mod model;
 pub mod pretrained;
+pub mod rng;
 pub mod train;
+#[cfg(not(target_family = "wasm"))]
+pub mod trainer;
 pub mod weights;
 
 pub use config::{EncoderDepth, Fusion, ModelConfig};

@@ -14,6 +14,7 @@ use scl::flops::Macs;
 use scl::imageio;
 use scl::model::{Scl, trainable_params};
 use scl::train::{self, Batch};
+use scl::trainer;
 use scl::{Error, weights};
 
 #[derive(Parser)]
@@ -41,6 +42,102 @@ enum Command {
     Predict(PredictArgs),
     /// Time the two-stage forward pass and one training iteration.
     Bench(BenchArgs),
+    /// Train a model on a dataset folder (images/, masks/, optional split.json).
+    Train(TrainArgs),
+    /// Evaluate checkpoints on a split or folder at the working size; prints the paper's table.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Dataset folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder: checkpoints, logs and the labeled/unlabeled stem lists go here.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// scl | scl-add | scl-concat | supervised | two-stage | mean-teacher.
+    #[arg(long, default_value = "scl")]
+    method: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Fraction of the training split used with labels (SPEC.md: 0.2).
+    #[arg(long, default_value_t = 0.2)]
+    label_ratio: f64,
+    /// Seed (labeled selection, initialisation, sampling, augmentation).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 80)]
+    epochs: usize,
+    /// Iterations per epoch (default: a pass over the unlabeled images, else the labeled ones).
+    #[arg(long)]
+    iters_per_epoch: Option<usize>,
+    /// Labeled (and unlabeled) images per iteration.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Working size (images resized to this square).
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    /// Random crop side.
+    #[arg(long, default_value_t = 256)]
+    crop: u32,
+    #[arg(long, default_value = "train")]
+    train_split: String,
+    #[arg(long, default_value = "val")]
+    val_split: String,
+    /// Validation fraction for datasets without split.json.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Validate every this many epochs.
+    #[arg(long, default_value_t = 1)]
+    val_every: usize,
+    /// Mean Teacher: EMA decay.
+    #[arg(long, default_value_t = 0.99)]
+    ema: f64,
+    /// Mean Teacher: consistency weight after ramp-up.
+    #[arg(long, default_value_t = 0.1)]
+    consistency: f64,
+    /// Mean Teacher: ramp-up length, fraction of training.
+    #[arg(long, default_value_t = 0.4)]
+    rampup: f64,
+    /// Mean Teacher: teacher input noise standard deviation.
+    #[arg(long, default_value_t = 0.1)]
+    teacher_noise: f64,
+    /// Continue the run saved in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Weights files (one table row each).
+    #[arg(required = true)]
+    weights: Vec<PathBuf>,
+    /// Dataset folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// Split (from split.json, or train/val/all with --val-fraction and --seed).
+    #[arg(long, default_value = "val")]
+    split: String,
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Seed of the split for datasets without split.json.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Working size.
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    /// Write the per-image and summary results here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
 }
 
 #[derive(Args, Clone)]
@@ -152,6 +249,8 @@ fn main() -> ExitCode {
         Command::Info { model, size } => info(&model, size),
         Command::Predict(args) => predict(&args),
         Command::Bench(args) => bench(&args),
+        Command::Train(args) => train_cmd(&args),
+        Command::Eval(args) => eval_cmd(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,7 +306,9 @@ fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
         println!("    level {}     {}", i + 1, millions(trainable_params(f)));
     }
     println!("  seg decoder   {}", millions(trainable_params(&model.seg)));
-    println!("  inp decoder   {}", millions(trainable_params(&model.inp)));
+    if let Some(inp) = &model.inp {
+        println!("  inp decoder   {}", millions(trainable_params(inp)));
+    }
     let m = Macs::of(&cfg, size, size);
     println!("MACs at {size}x{size}, one image (convolutions):");
     println!("  encoder pass  {}", giga(m.encoder));
@@ -533,5 +634,109 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
         giga(macs),
         2.0 * macs as f64 / med / 1e9
     );
+    Ok(())
+}
+
+fn train_cmd(args: &TrainArgs) -> Result<(), Error> {
+    let options = trainer::TrainOptions {
+        data: args.data.clone(),
+        train_split: args.train_split.clone(),
+        val_split: args.val_split.clone(),
+        val_fraction: args.val_fraction,
+        label_ratio: args.label_ratio,
+        method: trainer::Method::parse(&args.method)?,
+        config: args.model.config()?,
+        seed: args.seed,
+        epochs: args.epochs,
+        iters_per_epoch: args.iters_per_epoch,
+        batch: args.batch,
+        lr: args.lr,
+        size: args.size,
+        crop: args.crop,
+        val_every: args.val_every,
+        ema: args.ema,
+        consistency: args.consistency,
+        rampup: args.rampup,
+        teacher_noise: args.teacher_noise,
+    };
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    ctrlc::set_handler(|| {
+        if trainer::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
+    })
+    .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
+    trainer::run(&options, &args.out, &device, args.resume)
+}
+
+#[derive(serde::Serialize)]
+struct EvalRow {
+    weights: String,
+    config: String,
+    summary: scl::metrics::Summary,
+    images: Vec<(String, scl::metrics::Scores)>,
+}
+
+fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    let dataset = scl::data::Dataset::scan(&args.data)?;
+    let stems = dataset.split(&args.split, args.val_fraction, args.seed)?;
+    let (pairs, missing) = dataset.select(&stems);
+    for m in &missing {
+        eprintln!("skipped: {m}: listed in the split but not found");
+    }
+    let val = trainer::ValSet::load(&pairs, args.size);
+    println!(
+        "{} split of {}: {} images at {}x{} (mean +- std over images, %)",
+        args.split,
+        args.data.display(),
+        val.images.len(),
+        args.size,
+        args.size
+    );
+    println!(
+        "| {:<40} | {:<22} | {:^13} | {:^13} | {:^13} | {:^13} | {:^13} |",
+        "weights", "network", "Dice", "IoU", "Acc", "Rec", "Spe"
+    );
+    println!(
+        "|{}|{}|{}|",
+        "-".repeat(42),
+        "-".repeat(24),
+        "---------------|".repeat(5).trim_end_matches('|')
+    );
+    let mut rows = Vec::new();
+    for w in &args.weights {
+        let model = weights::load_file(w, &device)?.valid();
+        let scores = trainer::evaluate(&model, &val, &device)?;
+        let summary = scl::metrics::Summary::of(&scores);
+        let cell =
+            |m: scl::metrics::MeanStd| format!("{:.2} ± {:.2}", m.mean * 100.0, m.std * 100.0);
+        let v = summary.values();
+        println!(
+            "| {:<40} | {:<22} | {:^13} | {:^13} | {:^13} | {:^13} | {:^13} |",
+            w.display().to_string(),
+            model.config.describe(),
+            cell(v[0]),
+            cell(v[1]),
+            cell(v[2]),
+            cell(v[3]),
+            cell(v[4])
+        );
+        rows.push(EvalRow {
+            weights: w.display().to_string(),
+            config: model.config.describe(),
+            summary,
+            images: val.stems.iter().cloned().zip(scores).collect(),
+        });
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows).expect("json")).map_err(
+            |source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
+    }
     Ok(())
 }

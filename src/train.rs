@@ -63,14 +63,18 @@ pub struct Batch {
 pub fn losses(model: &Scl, batch: &Batch) -> (Tensor<1>, Option<Tensor<1>>, Option<Tensor<1>>) {
     let (seg, inp): (Option<Tensor<1>>, Option<Tensor<1>>) =
         match (&batch.labeled, &batch.unlabeled) {
-            (Some((xl, y)), Some(xu)) if xl.dims()[0] == xu.dims()[0] => {
+            (Some((xl, y)), Some(xu)) if xl.dims()[0] == xu.dims()[0] && model.config.two_stage => {
                 let n = xl.dims()[0];
                 let x = Tensor::cat(vec![xl.clone(), xu.clone()], 0);
                 let coarse = model.coarse(x, 2);
                 let fused = model.fuse(&coarse.features, coarse.masked, 2);
                 let seg = model.seg.forward(&fused.g, true, 2);
                 let g_u = fused.g.map(|t| t.slice(s![n..2 * n, .., .., ..]));
-                let inp = model.inp.forward(&g_u, true, 1);
+                let inp = model
+                    .inp
+                    .as_ref()
+                    .expect("two-stage network")
+                    .forward(&g_u, true, 1);
                 let half = |lo: usize| -> Vec<Tensor<4>> {
                     seg.iter()
                         .map(|t| t.clone().slice(s![lo..lo + n, .., .., ..]))

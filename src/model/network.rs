@@ -24,12 +24,12 @@ pub const MAX_SIDE: usize = 4096;
 pub struct Scl {
     /// The shared ResNet encoder (used for the image and for the masked image).
     pub encoder: Encoder,
-    /// One fusion module per level, e1..e5.
+    /// One fusion module per level, e1..e5 (none for a single-stage network).
     pub fusion: Vec<FusionBlock>,
     /// Segmentation decoder (1 output channel, logits).
     pub seg: Decoder,
-    /// Inpainting decoder (3 output channels, no activation).
-    pub inp: Decoder,
+    /// Inpainting decoder (3 output channels, no activation); none for a single-stage network.
+    pub inp: Option<Decoder>,
     /// The configuration the network was built from.
     #[module(skip)]
     pub config: ModelConfig,
@@ -121,16 +121,22 @@ impl Scl {
     /// Builds the network of `config` with fresh random weights.
     pub fn new(config: &ModelConfig, device: &Device) -> Result<Self, Error> {
         config.validate()?;
-        let fusion = config
-            .encoder_channels()
-            .iter()
-            .map(|&c| FusionBlock::new(config.fusion, c, device))
-            .collect();
+        let fusion = if config.two_stage {
+            config
+                .encoder_channels()
+                .iter()
+                .map(|&c| FusionBlock::new(config.fusion, c, device))
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(Self {
             encoder: Encoder::new(config, device),
             fusion,
             seg: Decoder::new(config, 1, Some(config.dropout), device),
-            inp: Decoder::new(config, 3, None, device),
+            inp: config
+                .two_stage
+                .then(|| Decoder::new(config, 3, None, device)),
             config: config.clone(),
         })
     }
@@ -206,6 +212,9 @@ impl Scl {
     /// [`Scl::forward_aligned`] on a batch made of `groups` independent sub-batches (batch
     /// statistics are computed per sub-batch in training; see [`super::norm::BatchNorm`]).
     pub fn forward_grouped(&self, x: Tensor<4>, parts: FineParts, groups: usize) -> SclOutput {
+        if !self.config.two_stage {
+            return self.single_stage(x, parts, groups);
+        }
         let Coarse {
             features,
             prob,
@@ -218,10 +227,9 @@ impl Scl {
         } else {
             Vec::new()
         };
-        let inp = if parts.inpaint {
-            self.inp.forward(&g, parts.sides, groups)
-        } else {
-            Vec::new()
+        let inp = match (&self.inp, parts.inpaint) {
+            (Some(dec), true) => dec.forward(&g, parts.sides, groups),
+            _ => Vec::new(),
         };
         let composite = match (seg.first(), inp.first()) {
             (Some(s), Some(i)) => {
@@ -241,6 +249,25 @@ impl Scl {
             seg,
             inp,
             composite,
+        }
+    }
+
+    /// The supervised baseline's pass: the segmentation decoder on the image's features. The
+    /// output's `coarse` and fine masks are the same prediction; nothing is erased or inpainted.
+    fn single_stage(&self, x: Tensor<4>, parts: FineParts, groups: usize) -> SclOutput {
+        let features = self.encoder.forward(x.clone(), groups);
+        let seg = self.seg.forward(&features, parts.sides, groups);
+        let prob = sigmoid(seg[0].clone()).detach();
+        let mask = prob.clone().greater_equal_elem(0.5).float();
+        let masked = x.clone() * (mask.clone().neg() + 1.0);
+        SclOutput {
+            coarse: prob,
+            mask,
+            masked,
+            gates: Vec::new(),
+            seg,
+            inp: Vec::new(),
+            composite: x,
         }
     }
 

@@ -94,8 +94,8 @@ fn joint_pass_equals_two_separate_passes() {
             b.seg.head.hidden.conv.weight.clone(),
         ),
         (
-            a.inp.blocks[2].expand.conv.weight.clone(),
-            b.inp.blocks[2].expand.conv.weight.clone(),
+            a.inp.as_ref().unwrap().blocks[2].expand.conv.weight.clone(),
+            b.inp.as_ref().unwrap().blocks[2].expand.conv.weight.clone(),
         ),
     ] {
         let (va, vb) = (to_vec(pa.grad(&ga).unwrap()), to_vec(pb.grad(&gb).unwrap()));
@@ -107,8 +107,20 @@ fn joint_pass_equals_two_separate_passes() {
     // The inpainting decoder runs once per iteration in both versions, so its running
     // statistics must agree (layers run twice per pass see the same updates in another order).
     let (ra, rb) = (
-        to_vec(a.inp.blocks[1].reduce.bn.running_var.value()),
-        to_vec(b.inp.blocks[1].reduce.bn.running_var.value()),
+        to_vec(
+            a.inp.as_ref().unwrap().blocks[1]
+                .reduce
+                .bn
+                .running_var
+                .value(),
+        ),
+        to_vec(
+            b.inp.as_ref().unwrap().blocks[1]
+                .reduce
+                .bn
+                .running_var
+                .value(),
+        ),
     );
     for (p, q) in ra.iter().zip(&rb) {
         assert_close(*p as f64, *q as f64, 1e-4, "running variance");
