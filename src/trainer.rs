@@ -269,13 +269,12 @@ fn spawn_loader(
     seed: u64,
     use_labeled: bool,
     use_unlabeled: bool,
-    start: usize,
-    end: usize,
+    iterations: std::ops::Range<usize>,
 ) -> Receiver<HostBatch> {
     let (tx, rx) = sync_channel(3);
     std::thread::spawn(move || {
         let (mut lc, mut uc) = (None, None);
-        for it in start..end {
+        for it in iterations {
             let mut rng = Rng::stream(seed, 0xA000_0000 + it as u64);
             let labeled = (use_labeled && !images.labeled.is_empty()).then(|| {
                 let (mut xs, mut ys) = (Vec::new(), Vec::new());
@@ -541,8 +540,7 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
         options.seed,
         true,
         method.uses_unlabeled(),
-        state.iteration,
-        total,
+        state.iteration..total,
     );
     let crop = options.crop as usize;
     let tty = std::io::stderr().is_terminal();
