@@ -1,25 +1,66 @@
 #!/usr/bin/env bash
-# Runs every test of the project on a fresh machine: installs what is missing, then checks
-# formatting and lints, runs the native test suite and builds the library for wasm32.
+# Runs every test of the project on a fresh machine: installs what is missing (wasm32 target,
+# wasm-bindgen-cli, wasm-pack, Chromium + ChromeDriver, npm tools), then checks formatting and
+# lints, runs the native suite, the browser suite twice (WebGPU on SwiftShader, then the Flex
+# CPU fallback), builds the page and runs the page test. Needs no data outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+source scripts/tools.sh
 
 step() { printf '\n==> %s\n' "$*"; }
+summary=()
+done_step() { summary+=("$1"); }
+trap 'printf "\n==> FAILED after: %s\n" "${summary[*]:-nothing}"' ERR
 
-step "toolchain"
+step "tools"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
-rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+ensure_wasm_target
+ensure_chromium
+ensure_npm
+ensure_wasm_bindgen
+ensure_wasm_pack
 
 step "cargo fmt --check"
 cargo fmt --all -- --check
+done_step fmt
 
-step "cargo clippy -D warnings"
+step "cargo clippy -D warnings (native, and the library + browser tests for wasm32)"
 cargo clippy --all-targets -- -D warnings
+cargo clippy --release --target wasm32-unknown-unknown --lib --tests -- -D warnings
+done_step clippy
 
 step "native tests (Flex CPU backend, synthetic data)"
-cargo test --all-targets
+cargo test --all-targets 2>&1 | tee /tmp/scl-native-tests.log
+done_step "native: $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-native-tests.log | awk '{s += $4} END {print s}') passed"
 
-step "library for wasm32"
-cargo build --lib --target wasm32-unknown-unknown
+export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
+
+step "browser tests with WebGPU (SwiftShader, --enable-unsafe-webgpu): wasm-pack test --release --headless --chrome"
+cp webdriver.json /tmp/scl-webdriver.json
+trap 'cp /tmp/scl-webdriver.json webdriver.json' EXIT
+python3 - <<'PY'
+import json
+w = json.load(open("webdriver.json"))
+w["goog:chromeOptions"]["args"] += ["--enable-unsafe-webgpu", "--enable-features=Vulkan"]
+json.dump(w, open("webdriver.json", "w"), indent=2)
+PY
+SCL_TEST_BACKEND=webgpu wasm-pack test --release --headless --chrome -- --test web 2>&1 | tee /tmp/scl-web-gpu.log
+cp /tmp/scl-webdriver.json webdriver.json
+grep -q "backend under test: webgpu" /tmp/scl-web-gpu.log || { echo "the WebGPU run did not use WebGPU"; exit 1; }
+done_step "browser (WebGPU): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-gpu.log | awk '{print $4}') passed"
+
+step "browser tests without WebGPU (Flex fallback): cargo test --release --target wasm32-unknown-unknown"
+SCL_TEST_BACKEND=flex CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    cargo test --release --target wasm32-unknown-unknown --test web 2>&1 | tee /tmp/scl-web-cpu.log
+grep -q "backend under test: flex" /tmp/scl-web-cpu.log || { echo "the fallback run did not use Flex"; exit 1; }
+done_step "browser (Flex): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-cpu.log | awk '{print $4}') passed"
+
+step "page: build dist/ and run the page test (playwright-core + Chromium)"
+scripts/web.sh
+node tests/page/page.test.mjs
+done_step "page test passed"
+
+printf '\n==> all tests passed: %s\n' "$(IFS=';'; echo "${summary[*]}")"

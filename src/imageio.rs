@@ -220,3 +220,25 @@ pub fn resize_mask(mask: &GrayImage, w: u32, h: u32) -> GrayImage {
         }])
     })
 }
+
+/// A fixed synthetic test image: a reddish disc with a soft edge on a textured pinkish
+/// background, like a polyp on mucosa. Planar RGB `[3, h, w]` in [0, 1]; deterministic (no
+/// random numbers). The browser tests, the native fixture and `scl compare-backends` use it.
+pub fn synthetic_image(w: usize, h: usize) -> Vec<f32> {
+    let mut v = vec![0.0f32; 3 * w * h];
+    let (cx, cy, r) = (w as f32 * 0.45, h as f32 * 0.55, w.min(h) as f32 * 0.25);
+    for y in 0..h {
+        for x in 0..w {
+            let d = ((x as f32 - cx).powi(2) + (y as f32 - cy).powi(2)).sqrt();
+            let inside = (1.0 - (d - r) / 3.0).clamp(0.0, 1.0);
+            let tex = 0.05 * ((x as f32 * 0.7).sin() * (y as f32 * 0.45).cos());
+            let bg = [0.85 + tex, 0.55 + tex, 0.5 + tex];
+            let fg = [0.7, 0.25 + tex, 0.2];
+            for c in 0..3 {
+                v[c * w * h + y * w + x] =
+                    (bg[c] * (1.0 - inside) + fg[c] * inside).clamp(0.0, 1.0);
+            }
+        }
+    }
+    v
+}

@@ -27,6 +27,8 @@ pub mod rng;
 pub mod train;
 #[cfg(not(target_family = "wasm"))]
 pub mod trainer;
+#[cfg(target_family = "wasm")]
+pub mod web;
 pub mod weights;
 
 pub use config::{EncoderDepth, Fusion, ModelConfig};

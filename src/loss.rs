@@ -92,7 +92,7 @@ pub fn inpainting_loss(
         .zip(seg_logits)
         .zip(targets)
         .map(|((o, z), t)| {
-            let m = sigmoid(z.clone().detach()).greater_equal_elem(0.5).float();
+            let m = crate::model::network::threshold(&sigmoid(z.clone().detach()));
             let channels = o.dims()[1] as f64;
             let count = m.clone().sum() * channels;
             let err = ((o.clone() - t).abs() * m).sum();

@@ -34,7 +34,8 @@ pub enum Precision {
 }
 
 impl Precision {
-    fn name(self) -> &'static str {
+    /// `"f32"` or `"f16"`.
+    pub fn name(self) -> &'static str {
         match self {
             Precision::F32 => "f32",
             Precision::F16 => "f16",

@@ -66,9 +66,34 @@ impl ConvBnRelu {
 
 /// Bilinear x2 upsampling with half-pixel centres (`align_corners = false`, PyTorch's default
 /// for `F.interpolate`/`nn.Upsample`; SPEC.md does not fix it).
+///
+/// Built from elementwise tensor operations rather than Burn's `interpolate`: for a factor of
+/// exactly 2 each output pixel is `0.75 * nearest + 0.25 * next-nearest` input pixel (edges
+/// replicated), separably along W then H. This is the same function, and it has a backward pass
+/// on every backend (the WebGPU/CubeCL backends have no bilinear-interpolate backward, which
+/// in-browser fine-tuning needs).
 pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
-    let [_, _, h, w] = x.dims();
-    resize_bilinear(x, 2 * h, 2 * w)
+    upsample2_axis(upsample2_axis(x, 3), 2)
+}
+
+fn upsample2_axis(x: Tensor<4>, axis: usize) -> Tensor<4> {
+    let dims = x.dims();
+    let n = dims[axis];
+    let (prev, next) = if n == 1 {
+        (x.clone(), x.clone())
+    } else {
+        let first = x.clone().narrow(axis, 0, 1);
+        let last = x.clone().narrow(axis, n - 1, 1);
+        (
+            Tensor::cat(vec![first, x.clone().narrow(axis, 0, n - 1)], axis),
+            Tensor::cat(vec![x.clone().narrow(axis, 1, n - 1), last], axis),
+        )
+    };
+    let even = x.clone() * 0.75 + prev * 0.25;
+    let odd = x * 0.75 + next * 0.25;
+    let mut out = dims;
+    out[axis] = 2 * n;
+    Tensor::stack::<5>(vec![even, odd], axis + 1).reshape(out)
 }
 
 /// Bilinear resize with half-pixel centres.

@@ -173,7 +173,7 @@ impl Scl {
         let detached = features.clone().map(|f| f.detach());
         let logits = self.seg.forward(&detached, false, groups).swap_remove(0);
         let prob = sigmoid(logits).detach();
-        let mask = prob.clone().greater_equal_elem(0.5).float();
+        let mask = threshold(&prob);
         let masked = x * (mask.clone().neg() + 1.0);
         Coarse {
             features,
@@ -233,7 +233,7 @@ impl Scl {
         };
         let composite = match (seg.first(), inp.first()) {
             (Some(s), Some(i)) => {
-                let fine = sigmoid(s.clone()).greater_equal_elem(0.5).float().detach();
+                let fine = threshold(&sigmoid(s.clone()).detach());
                 i.clone() * fine.clone() + x * (fine.neg() + 1.0)
             }
             _ => x,
@@ -258,7 +258,7 @@ impl Scl {
         let features = self.encoder.forward(x.clone(), groups);
         let seg = self.seg.forward(&features, parts.sides, groups);
         let prob = sigmoid(seg[0].clone()).detach();
-        let mask = prob.clone().greater_equal_elem(0.5).float();
+        let mask = threshold(&prob);
         let masked = x.clone() * (mask.clone().neg() + 1.0);
         SclOutput {
             coarse: prob,
@@ -314,6 +314,18 @@ impl Scl {
         let fine = out.fine();
         Ok((out.coarse, fine))
     }
+}
+
+/// The binary mask `p >= 0.5` as 0/1 floats (no gradient).
+///
+/// Written as `mask_fill` on zeros rather than `greater_equal_elem(0.5).float()`: on wgpu
+/// (WebGPU, Vulkan) Burn 0.22's fusion compiled the comparison-and-cast into the same kernel as
+/// the producer of `p` and corrupted `p` itself (coarse probabilities off by 0.5 against the CPU;
+/// `scl compare-backends` shows it, the browser tests check it).
+pub fn threshold(p: &Tensor<4>) -> Tensor<4> {
+    p.zeros_like()
+        .mask_fill(p.clone().greater_equal_elem(0.5), 1.0)
+        .detach()
 }
 
 /// Pads `x` at the bottom/right (edge replication) to multiples of [`STRIDE`]; returns whether

@@ -1,7 +1,9 @@
 //! Native tests on the Flex CPU backend with synthetic data (no `../shared` needed).
+#![cfg(not(target_family = "wasm"))]
 
 mod common;
 mod data;
+mod fixture;
 mod gff;
 mod imageio;
 mod losses;
@@ -9,4 +11,5 @@ mod metrics;
 mod network;
 mod overfit;
 mod pretrained;
+mod upsample;
 mod weights;

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Turns the experiment's runs into the shipped weights (issue 3): the best checkpoint of
+# runs/scl-s1 (the page's default) and runs/sup-s1 (the comparison), stored as f16 when that
+# costs less than 0.2 Dice points on the validation split (else f32), with the labeled and
+# unlabeled stem lists of their runs and the evaluation of both precisions.
+#
+#   scripts/ship.sh [DATA] [scl] [supervised]
+#
+# After shipping new scl weights, rewrite the browser tests' fixture:
+#   SCL_WRITE_FIXTURE=1 cargo test --test native fixture
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
+DATA="${1:-../shared/data/kvasir-seg}"
+shift || true
+declare -A RUN_OF=([scl]=scl-s1 [supervised]=sup-s1)
+MODELS=("$@")
+[ ${#MODELS[@]} -gt 0 ] || MODELS=(scl supervised)
+RUNS="${RUNS:-runs}"
+SCL="${SCL_BIN:-$CARGO_TARGET_DIR/release/scl}"
+[ -x "$SCL" ] || cargo build --release --bin scl
+mkdir -p weights
+
+for name in "${MODELS[@]}"; do
+    run="$RUNS/${RUN_OF[$name]}"
+    "$SCL" convert "$run/best.bpk" "weights/$name.f16.tmp" --f16
+    "$SCL" eval "$run/best.bpk" "weights/$name.f16.tmp" --data "$DATA" --split val --size 160 \
+        --json "weights/$name.eval.json" | tee "weights/$name.eval.txt"
+    f32=$(python3 -c "import json,sys; r=json.load(open('weights/$name.eval.json')); print(r[0]['summary']['dice']['mean'])")
+    f16=$(python3 -c "import json,sys; r=json.load(open('weights/$name.eval.json')); print(r[1]['summary']['dice']['mean'])")
+    if python3 -c "import sys; sys.exit(0 if ($f32 - $f16) * 100 < 0.2 else 1)"; then
+        mv "weights/$name.f16.tmp" "weights/$name.bpk"
+        echo "$name: f16 (val Dice f32 $f32, f16 $f16)"
+    else
+        rm "weights/$name.f16.tmp"
+        cp "$run/best.bpk" "weights/$name.bpk"
+        echo "$name: f32 (f16 would lose $(python3 -c "print(($f32 - $f16) * 100)") Dice points)"
+    fi
+    cp "$run/partition.json" "weights/$name.partition.json"
+    cp "$run/options.json" "weights/$name.options.json"
+    cp "$run/log.csv" "weights/$name.log.csv"
+done

@@ -1,0 +1,38 @@
+# Sourced by scripts/test.sh and scripts/web.sh: installs, once, what the wasm build and the
+# browser tests need. Everything comes from the package registries (crates.io, Debian, npm).
+WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
+WASM_PACK_VERSION=0.15.1
+export PATH="$HOME/.cargo/bin:$PWD/node_modules/.bin:$PATH"
+
+need_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+ensure_wasm_target() {
+    rustup target list --installed | grep -q wasm32-unknown-unknown || rustup target add wasm32-unknown-unknown
+}
+
+ensure_wasm_bindgen() {
+    if ! wasm-bindgen --version 2>/dev/null | grep -q " $WASM_BINDGEN_VERSION\$"; then
+        echo "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (matches Cargo.lock)"
+        cargo install wasm-bindgen-cli --version "=$WASM_BINDGEN_VERSION"
+    fi
+}
+
+ensure_npm() {
+    # wasm-opt (binaryen 132: Debian's 108 corrupts wasm-bindgen's output) and playwright-core.
+    if [ ! -x node_modules/.bin/wasm-opt ] || [ ! -d node_modules/playwright-core ]; then
+        npm ci --no-audit --no-fund
+    fi
+}
+
+ensure_chromium() {
+    if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+        need_root apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive need_root apt-get install -y -qq chromium chromium-driver
+    fi
+}
+
+ensure_wasm_pack() {
+    if ! wasm-pack --version 2>/dev/null | grep -q "$WASM_PACK_VERSION"; then
+        cargo install wasm-pack --version "=$WASM_PACK_VERSION"
+    fi
+}

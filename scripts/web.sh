@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Builds the web page into dist/: the library for wasm32 (SIMD), wasm-bindgen's JS glue,
+# wasm-opt -O3, the page (www/) and the shipped weights. `scripts/web.sh serve` then serves
+# it on http://localhost:8080 (PORT to change).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
+source scripts/tools.sh
+ensure_wasm_target
+ensure_wasm_bindgen
+ensure_npm
+
+# The release profile (opt-level 3, thin LTO, SIMD128 from .cargo/config.toml); the browser
+# tests build with the same profile, so the 15-minute wasm32 build of Burn happens once.
+cargo build --lib --release --target wasm32-unknown-unknown
+rm -rf dist
+mkdir -p dist/pkg dist/weights
+wasm-bindgen --target web --no-typescript --out-dir dist/pkg \
+    "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/scl.wasm"
+if [ "${WASM_OPT:-1}" = 1 ]; then
+    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+        --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+        dist/pkg/scl_bg.wasm -o dist/pkg/scl_bg.opt.wasm
+    mv dist/pkg/scl_bg.opt.wasm dist/pkg/scl_bg.wasm
+fi
+cp www/*.html www/*.js www/*.css dist/
+cp weights/*.bpk weights/models.json dist/weights/
+cp weights/*.md dist/weights/ 2>/dev/null || true
+raw=$(stat -c %s dist/pkg/scl_bg.wasm)
+gz=$(gzip -9 -c dist/pkg/scl_bg.wasm | wc -c)
+echo "dist/ ready: scl_bg.wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"
+
+if [ "${1:-}" = serve ]; then
+    port="${PORT:-8080}"
+    echo "serving http://localhost:$port (Ctrl-C to stop)"
+    exec python3 -m http.server "$port" --bind 127.0.0.1 --directory dist
+fi

@@ -1,0 +1,834 @@
+//! The native command-line tool `scl` (model info, prediction, benchmarks, training, evaluation).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::prelude::*;
+use clap::{Args, Parser, Subcommand};
+use image::DynamicImage;
+
+use scl::backend::{self, Backend};
+use scl::config::{EncoderDepth, Fusion, ModelConfig, PRESETS};
+use scl::flops::Macs;
+use scl::imageio;
+use scl::model::{Scl, trainable_params};
+use scl::train::{self, Batch};
+use scl::trainer;
+use scl::{Error, weights};
+
+#[derive(Parser)]
+#[command(
+    name = "scl",
+    version,
+    about = "Self-supervised Correction Learning (Zhang et al., MICCAI 2021): segmentation with a coarse mask, lesion inpainting and a refined mask"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a configuration, its parameter counts and its multiply-accumulates per image.
+    Info {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Image side (pixels, a multiple of 32) for the MAC counts.
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+    },
+    /// Segment an image or every image of a folder; writes `<stem>_mask.png` at the input's size.
+    Predict(PredictArgs),
+    /// Time the two-stage forward pass and one training iteration.
+    Bench(BenchArgs),
+    /// Train a model on a dataset folder (images/, masks/, optional split.json).
+    Train(TrainArgs),
+    /// Evaluate checkpoints on a split or folder at the working size; prints the paper's table.
+    Eval(EvalArgs),
+    /// Run the same weights on the CPU (Flex) and on wgpu and print how far each stage's output
+    /// differs: a check that a GPU (or driver) computes this network correctly.
+    CompareBackends {
+        /// Weights file (random weights without one).
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Side of the synthetic test image.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+    },
+    /// Rewrite a weights file (e.g. as f16 for shipping, half the size).
+    Convert {
+        /// Weights file to read.
+        input: PathBuf,
+        /// Weights file to write.
+        output: PathBuf,
+        /// Store the weights as f16 (batch-norm statistics stay f32).
+        #[arg(long)]
+        f16: bool,
+    },
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Dataset folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// Run folder: checkpoints, logs and the labeled/unlabeled stem lists go here.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// scl | scl-add | scl-concat | supervised | two-stage | mean-teacher.
+    #[arg(long, default_value = "scl")]
+    method: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Fraction of the training split used with labels (SPEC.md: 0.2).
+    #[arg(long, default_value_t = 0.2)]
+    label_ratio: f64,
+    /// Seed (labeled selection, initialisation, sampling, augmentation).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value_t = 80)]
+    epochs: usize,
+    /// Iterations per epoch (default: a pass over the unlabeled images, else the labeled ones).
+    #[arg(long)]
+    iters_per_epoch: Option<usize>,
+    /// Labeled (and unlabeled) images per iteration.
+    #[arg(long, default_value_t = 4)]
+    batch: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f64,
+    /// Working size (images resized to this square).
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    /// Random crop side.
+    #[arg(long, default_value_t = 256)]
+    crop: u32,
+    #[arg(long, default_value = "train")]
+    train_split: String,
+    #[arg(long, default_value = "val")]
+    val_split: String,
+    /// Validation fraction for datasets without split.json.
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Validate every this many epochs.
+    #[arg(long, default_value_t = 1)]
+    val_every: usize,
+    /// Mean Teacher: EMA decay.
+    #[arg(long, default_value_t = 0.99)]
+    ema: f64,
+    /// Mean Teacher: consistency weight after ramp-up.
+    #[arg(long, default_value_t = 0.1)]
+    consistency: f64,
+    /// Mean Teacher: ramp-up length, fraction of training.
+    #[arg(long, default_value_t = 0.4)]
+    rampup: f64,
+    /// Mean Teacher: teacher input noise standard deviation.
+    #[arg(long, default_value_t = 0.1)]
+    teacher_noise: f64,
+    /// Continue the run saved in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(Args)]
+struct EvalArgs {
+    /// Weights files (one table row each).
+    #[arg(required = true)]
+    weights: Vec<PathBuf>,
+    /// Dataset folder.
+    #[arg(long)]
+    data: PathBuf,
+    /// Split (from split.json, or train/val/all with --val-fraction and --seed).
+    #[arg(long, default_value = "val")]
+    split: String,
+    #[arg(long, default_value_t = 0.2)]
+    val_fraction: f64,
+    /// Seed of the split for datasets without split.json.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Working size.
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    /// Write the per-image and summary results here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(Args, Clone)]
+struct ModelArgs {
+    /// Preset: paper (ResNet-34, width 64, GFF), r34-w32, r18-w16, r18-w8.
+    #[arg(long, default_value = "paper")]
+    preset: String,
+    /// Override the encoder depth (resnet18 | resnet34).
+    #[arg(long)]
+    depth: Option<String>,
+    /// Override the base width (multiple of 8).
+    #[arg(long)]
+    width: Option<usize>,
+    /// Override the fusion (gff | add | concat).
+    #[arg(long)]
+    fusion: Option<String>,
+}
+
+impl ModelArgs {
+    fn config(&self) -> Result<ModelConfig, Error> {
+        let mut cfg = ModelConfig::preset(&self.preset)?;
+        if let Some(d) = &self.depth {
+            cfg.depth = match d.as_str() {
+                "resnet18" | "r18" => EncoderDepth::ResNet18,
+                "resnet34" | "r34" => EncoderDepth::ResNet34,
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown depth '{other}' (resnet18 | resnet34)"
+                    )));
+                }
+            };
+        }
+        if let Some(w) = self.width {
+            cfg.width = w;
+        }
+        if let Some(f) = &self.fusion {
+            cfg.fusion = match f.as_str() {
+                "gff" => Fusion::Gff,
+                "add" => Fusion::Add,
+                "concat" => Fusion::Concat,
+                other => {
+                    return Err(Error::Config(format!(
+                        "unknown fusion '{other}' (gff | add | concat)"
+                    )));
+                }
+            };
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Image files or folders.
+    #[arg(required = true)]
+    inputs: Vec<PathBuf>,
+    /// Weights file (.bpk) written by this tool; its configuration is read from the file.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Configuration to use without --weights (random weights: only for trying the pipeline).
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Output folder.
+    #[arg(long, short, default_value = "predictions")]
+    out: PathBuf,
+    /// Working size: images are resized to this square (a multiple of 32) before the network.
+    #[arg(long, default_value_t = 320)]
+    size: u32,
+    /// Also write every stage's picture: coarse mask, masked input, gate maps, inpainting,
+    /// composite, fine probability and overlay.
+    #[arg(long)]
+    stages: bool,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Timed repetitions of each measurement (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    iters: usize,
+    /// Side of the inference input.
+    #[arg(long, default_value_t = 320)]
+    size: usize,
+    /// Side of the training crops.
+    #[arg(long, default_value_t = 256)]
+    crop: usize,
+    /// Labeled images per iteration.
+    #[arg(long, default_value_t = 4)]
+    labeled: usize,
+    /// Unlabeled images per iteration.
+    #[arg(long, default_value_t = 4)]
+    unlabeled: usize,
+    /// Skip the training-iteration measurement.
+    #[arg(long)]
+    no_train: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Info { model, size } => info(&model, size),
+        Command::Predict(args) => predict(&args),
+        Command::Bench(args) => bench(&args),
+        Command::Train(args) => train_cmd(&args),
+        Command::Eval(args) => eval_cmd(&args),
+        Command::Convert { input, output, f16 } => convert(&input, &output, f16),
+        Command::CompareBackends { weights, size } => compare_backends(weights.as_deref(), size),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn millions(n: usize) -> String {
+    format!("{:.2} M", n as f64 / 1e6)
+}
+
+fn giga(n: u64) -> String {
+    format!("{:.2} G", n as f64 / 1e9)
+}
+
+fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
+    if size == 0 || !size.is_multiple_of(32) {
+        return Err(Error::Config(format!(
+            "--size must be a multiple of 32, got {size}"
+        )));
+    }
+    let cfg = args.config()?;
+    let device = Device::flex();
+    let model = Scl::new(&cfg, &device)?;
+    let fusion: usize = model.fusion.iter().map(trainable_params).sum();
+    println!(
+        "configuration   {} (presets: {})",
+        cfg.describe(),
+        PRESETS.join(", ")
+    );
+    println!(
+        "  depth {}  width {}  fusion {}  dropout {}",
+        cfg.depth.name(),
+        cfg.width,
+        cfg.fusion.name(),
+        cfg.dropout
+    );
+    println!(
+        "parameters      {} ({:.1} MB as f32, {:.1} MB as f16)",
+        millions(trainable_params(&model)),
+        trainable_params(&model) as f64 * 4.0 / 1e6,
+        trainable_params(&model) as f64 * 2.0 / 1e6
+    );
+    println!(
+        "  encoder       {}",
+        millions(trainable_params(&model.encoder))
+    );
+    println!("  fusion x5     {}", millions(fusion));
+    for (i, f) in model.fusion.iter().enumerate() {
+        println!("    level {}     {}", i + 1, millions(trainable_params(f)));
+    }
+    println!("  seg decoder   {}", millions(trainable_params(&model.seg)));
+    if let Some(inp) = &model.inp {
+        println!("  inp decoder   {}", millions(trainable_params(inp)));
+    }
+    let m = Macs::of(&cfg, size, size);
+    println!("MACs at {size}x{size}, one image (convolutions):");
+    println!("  encoder pass  {}", giga(m.encoder));
+    println!("  fusion x5     {}", giga(m.fusion));
+    println!(
+        "  decoder       {} (+ {} side heads)",
+        giga(m.decoder),
+        giga(m.sides)
+    );
+    println!(
+        "  two-stage forward (e_seg reused)  {}",
+        giga(m.two_stage())
+    );
+    println!(
+        "  mask-only forward                 {}",
+        giga(m.mask_only())
+    );
+    println!(
+        "  training iteration 4 + 4 images   {} (backward counted as 2x forward)",
+        giga(m.train_iteration(4, 4))
+    );
+    Ok(())
+}
+
+/// Loads the model from `--weights` (its own configuration) or builds one from the flags.
+fn load_model(
+    weights_path: Option<&Path>,
+    args: &ModelArgs,
+    device: &Device,
+) -> Result<Scl, Error> {
+    match weights_path {
+        Some(p) => Ok(weights::load_file(p, device)?),
+        None => {
+            let cfg = args.config()?;
+            eprintln!(
+                "warning: no --weights given: using randomly initialised {} weights (the masks are meaningless; use this only to try the pipeline)",
+                cfg.describe()
+            );
+            Scl::new(&cfg, device)
+        }
+    }
+}
+
+const IMAGE_EXTENSIONS: [&str; 8] = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "gif", "webp"];
+
+fn collect_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
+    let mut files = Vec::new();
+    for p in inputs {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|source| Error::Io {
+                path: p.display().to_string(),
+                source,
+            })?;
+            let mut found: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| {
+                    f.is_file()
+                        && f.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                            IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str())
+                        })
+                })
+                .collect();
+            found.sort();
+            if found.is_empty() {
+                eprintln!("warning: {}: no image files in this folder", p.display());
+            }
+            files.extend(found);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn predict(args: &PredictArgs) -> Result<(), Error> {
+    if args.size == 0 || !args.size.is_multiple_of(32) || args.size > 2048 {
+        return Err(Error::Config(format!(
+            "--size must be a multiple of 32 up to 2048, got {}",
+            args.size
+        )));
+    }
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    let model = load_model(args.weights.as_deref(), &args.model, &device)?.valid();
+    let files = collect_inputs(&args.inputs)?;
+    if files.is_empty() {
+        return Err(Error::Config("no input images".into()));
+    }
+    std::fs::create_dir_all(&args.out).map_err(|source| Error::Io {
+        path: args.out.display().to_string(),
+        source,
+    })?;
+    let mut failed = 0usize;
+    for file in &files {
+        let start = Instant::now();
+        match predict_one(&model, file, args, &device) {
+            Ok(written) => println!(
+                "{} -> {} ({:.0} ms)",
+                file.display(),
+                written.display(),
+                start.elapsed().as_secs_f64() * 1e3
+            ),
+            Err(e) => {
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Image(format!(
+            "{failed} of {} images could not be segmented",
+            files.len()
+        )));
+    }
+    Ok(())
+}
+
+fn write_png(img: DynamicImage, path: &Path) -> Result<(), Error> {
+    let bytes = imageio::encode_png(&img)?;
+    std::fs::write(path, bytes).map_err(|source| Error::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn tensor_vec(t: Tensor<4>) -> Vec<f32> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .expect("f32 tensor data")
+}
+
+fn predict_one(
+    model: &Scl,
+    file: &Path,
+    args: &PredictArgs,
+    device: &Device,
+) -> Result<PathBuf, Error> {
+    let name = file.display().to_string();
+    let bytes = std::fs::read(file).map_err(|source| Error::Io {
+        path: name.clone(),
+        source,
+    })?;
+    let img = imageio::decode_rgb(&bytes, &name)?;
+    let (ow, oh) = (img.width(), img.height());
+    let s = args.size;
+    let x = imageio::rgb_to_tensor(&imageio::resize_rgb(&img, s, s), device);
+    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
+    let out = |suffix: &str| args.out.join(format!("{stem}_{suffix}.png"));
+    let su = s as usize;
+    let fine = if args.stages {
+        let o = model.forward(x)?;
+        let fine = tensor_vec(o.fine());
+        let coarse = tensor_vec(o.coarse);
+        write_png(
+            DynamicImage::ImageLuma8(imageio::prob_to_mask(&coarse, su, su, ow, oh)),
+            &out("coarse"),
+        )?;
+        let back = |v: Vec<f32>| imageio::resize_rgb(&imageio::chw_to_rgb(&v, su, su), ow, oh);
+        write_png(
+            DynamicImage::ImageRgb8(back(tensor_vec(o.masked))),
+            &out("masked"),
+        )?;
+        write_png(
+            DynamicImage::ImageRgb8(back(tensor_vec(o.inp[0].clone()))),
+            &out("inpainted"),
+        )?;
+        write_png(
+            DynamicImage::ImageRgb8(back(tensor_vec(o.composite))),
+            &out("composite"),
+        )?;
+        for (i, g) in o.gates.into_iter().enumerate() {
+            let [_, _, gh, gw] = g.dims();
+            let heat = imageio::heat_map(&tensor_vec(g), gw, gh);
+            let heat = image::imageops::resize(&heat, ow, oh, image::imageops::FilterType::Nearest);
+            write_png(
+                DynamicImage::ImageRgb8(heat),
+                &out(&format!("gate{}", i + 1)),
+            )?;
+        }
+        let grey = image::imageops::resize(
+            &imageio::map_to_grey(&fine, su, su),
+            ow,
+            oh,
+            image::imageops::FilterType::Triangle,
+        );
+        write_png(DynamicImage::ImageLuma8(grey), &out("fine_prob"))?;
+        let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
+        write_png(
+            DynamicImage::ImageRgb8(imageio::overlay(&img, &mask, 0.45)),
+            &out("overlay"),
+        )?;
+        fine
+    } else {
+        let (_, fine) = model.predict_mask(x)?;
+        tensor_vec(fine)
+    };
+    let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
+    let path = out("mask");
+    write_png(DynamicImage::ImageLuma8(mask), &path)?;
+    Ok(path)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if !n.is_multiple_of(2) {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn bench(args: &BenchArgs) -> Result<(), Error> {
+    if args.iters == 0 {
+        return Err(Error::Config("--iters must be at least 1".into()));
+    }
+    for (flag, v) in [("--size", args.size), ("--crop", args.crop)] {
+        if v == 0 || !v.is_multiple_of(32) {
+            return Err(Error::Config(format!(
+                "{flag} must be a multiple of 32, got {v}"
+            )));
+        }
+    }
+    let cfg = args.model.config()?;
+    let backend = Backend::parse(&args.device)?;
+    let device = backend::init(backend)?;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    println!(
+        "bench: {} on {} ({threads} CPU threads available)",
+        cfg.describe(),
+        backend.name()
+    );
+    let model = Scl::new(&cfg, &device)?;
+    println!("parameters: {}", millions(trainable_params(&model)));
+
+    // Inference: the full two-stage forward at size x size, batch 1.
+    let s = args.size;
+    let m = Macs::of(&cfg, s, s);
+    let infer = model.valid();
+    let x = Tensor::<4>::random(
+        [1, 3, s, s],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        &device,
+    );
+    let run = || -> Result<f64, Error> {
+        let t = Instant::now();
+        let out = infer.forward(x.clone())?;
+        // Reading the outputs forces the queued work to finish.
+        let _ = out.composite.into_data();
+        let _ = out.seg[0].clone().into_data();
+        Ok(t.elapsed().as_secs_f64())
+    };
+    run()?;
+    let times = (0..args.iters)
+        .map(|_| run())
+        .collect::<Result<Vec<_>, _>>()?;
+    let med = median(times.clone());
+    println!(
+        "two-stage forward {s}x{s} batch 1: median {:.1} ms (min {:.1}, max {:.1}, n {}), {} MACs, {:.1} GFLOP/s",
+        med * 1e3,
+        times.iter().cloned().fold(f64::INFINITY, f64::min) * 1e3,
+        times.iter().cloned().fold(0.0, f64::max) * 1e3,
+        times.len(),
+        giga(m.two_stage()),
+        2.0 * m.two_stage() as f64 / med / 1e9
+    );
+    drop(infer);
+
+    if args.no_train {
+        return Ok(());
+    }
+    // Training: one iteration of labeled + unlabeled crops, SGD.
+    let c = args.crop;
+    let mt = Macs::of(&cfg, c, c);
+    let ad = device.clone().autodiff();
+    drop(model);
+    let mut model = Scl::new(&cfg, &ad)?;
+    let mut optim = train::sgd();
+    let rand = |b: usize, ch: usize| {
+        Tensor::<4>::random(
+            [b, ch, c, c],
+            burn::tensor::Distribution::Uniform(0.0, 1.0),
+            &ad,
+        )
+    };
+    let batch = Batch {
+        labeled: (args.labeled > 0).then(|| {
+            (
+                rand(args.labeled, 3),
+                rand(args.labeled, 1).greater_elem(0.7).float(),
+            )
+        }),
+        unlabeled: (args.unlabeled > 0).then(|| rand(args.unlabeled, 3)),
+    };
+    let mut times = Vec::new();
+    for i in 0..=args.iters {
+        let t = Instant::now();
+        let (next, terms) = train::step(model, &mut optim, &batch, 1e-3);
+        model = next;
+        // Force completion of the update.
+        let _ = model.seg.head.out.weight.val().into_data();
+        let dt = t.elapsed().as_secs_f64();
+        if i > 0 {
+            times.push(dt);
+        }
+        if !terms.total.is_finite() {
+            return Err(Error::Config(format!(
+                "training produced a non-finite loss ({terms:?})"
+            )));
+        }
+    }
+    let med = median(times.clone());
+    let macs = mt.train_iteration(args.labeled, args.unlabeled);
+    println!(
+        "training iteration {}+{} at {c}x{c}: median {:.3} s (min {:.3}, max {:.3}, n {}), {} MACs, {:.1} GFLOP/s",
+        args.labeled,
+        args.unlabeled,
+        med,
+        times.iter().cloned().fold(f64::INFINITY, f64::min),
+        times.iter().cloned().fold(0.0, f64::max),
+        times.len(),
+        giga(macs),
+        2.0 * macs as f64 / med / 1e9
+    );
+    Ok(())
+}
+
+fn train_cmd(args: &TrainArgs) -> Result<(), Error> {
+    let options = trainer::TrainOptions {
+        data: args.data.clone(),
+        train_split: args.train_split.clone(),
+        val_split: args.val_split.clone(),
+        val_fraction: args.val_fraction,
+        label_ratio: args.label_ratio,
+        method: trainer::Method::parse(&args.method)?,
+        config: args.model.config()?,
+        seed: args.seed,
+        epochs: args.epochs,
+        iters_per_epoch: args.iters_per_epoch,
+        batch: args.batch,
+        lr: args.lr,
+        size: args.size,
+        crop: args.crop,
+        val_every: args.val_every,
+        ema: args.ema,
+        consistency: args.consistency,
+        rampup: args.rampup,
+        teacher_noise: args.teacher_noise,
+    };
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    ctrlc::set_handler(|| {
+        if trainer::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+        eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
+    })
+    .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
+    trainer::run(&options, &args.out, &device, args.resume)
+}
+
+#[derive(serde::Serialize)]
+struct EvalRow {
+    weights: String,
+    config: String,
+    summary: scl::metrics::Summary,
+    images: Vec<(String, scl::metrics::Scores)>,
+}
+
+fn compare_backends(weights_path: Option<&Path>, size: usize) -> Result<(), Error> {
+    let cpu = Device::flex();
+    let gpu = backend::init(Backend::Wgpu)?;
+    let model = match weights_path {
+        Some(p) => weights::load_file(p, &cpu)?,
+        None => Scl::new(&ModelConfig::preset("r18-w16")?, &cpu)?,
+    }
+    .valid();
+    let bytes = weights::to_bytes(&model, weights::Precision::F32)?;
+    let model_gpu = weights::from_bytes(&bytes, "copy", &gpu)?.valid();
+    let x = imageio::synthetic_image(size, size);
+    let run = |m: &Scl, d: &Device| -> Result<Vec<(String, Vec<f32>)>, Error> {
+        let xt = Tensor::<4>::from_data(TensorData::new(x.clone(), [1, 3, size, size]), d);
+        let features = m.encoder.forward(xt.clone(), 1);
+        let mut out: Vec<(String, Vec<f32>)> = Vec::new();
+        let v = |t: Tensor<4>| t.into_data().try_into_vec::<f32>().expect("f32");
+        for (i, f) in features.iter().enumerate() {
+            out.push((format!("encoder e{}", i + 1), v(f.clone())));
+        }
+        let o = m.forward(xt)?;
+        out.push(("coarse probability".into(), v(o.coarse.clone())));
+        out.push(("masked image".into(), v(o.masked.clone())));
+        for (i, g) in o.gates.iter().enumerate() {
+            out.push((format!("GFF gate {}", i + 1), v(g.clone())));
+        }
+        out.push(("fine probability".into(), v(o.fine())));
+        if let Some(i) = o.inp.first() {
+            out.push(("inpainting".into(), v(i.clone())));
+        }
+        out.push(("composite".into(), v(o.composite.clone())));
+        Ok(out)
+    };
+    let a = run(&model, &cpu)?;
+    let b = run(&model_gpu, &gpu)?;
+    println!(
+        "{} on a {size}x{size} synthetic image: max |flex - wgpu| per stage",
+        model.config.describe()
+    );
+    for ((name, p), (_, q)) in a.iter().zip(&b) {
+        let max = p
+            .iter()
+            .zip(q)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        let scale = p.iter().map(|x| x.abs()).fold(0.0f32, f32::max);
+        println!("  {name:<20} {max:.3e}  (values up to {scale:.3e})");
+    }
+    Ok(())
+}
+
+fn convert(input: &Path, output: &Path, f16: bool) -> Result<(), Error> {
+    let model = weights::load_file(input, &Device::flex())?;
+    let precision = if f16 {
+        weights::Precision::F16
+    } else {
+        weights::Precision::F32
+    };
+    weights::save_file(&model, output, precision)?;
+    let size = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "{} -> {} ({}, {:.2} MB): {}",
+        input.display(),
+        output.display(),
+        precision.name(),
+        size as f64 / 1e6,
+        model.config.describe()
+    );
+    Ok(())
+}
+
+fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    let dataset = scl::data::Dataset::scan(&args.data)?;
+    let stems = dataset.split(&args.split, args.val_fraction, args.seed)?;
+    let (pairs, missing) = dataset.select(&stems);
+    for m in &missing {
+        eprintln!("skipped: {m}: listed in the split but not found");
+    }
+    let val = trainer::ValSet::load(&pairs, args.size);
+    println!(
+        "{} split of {}: {} images at {}x{} (mean +- std over images, %)",
+        args.split,
+        args.data.display(),
+        val.images.len(),
+        args.size,
+        args.size
+    );
+    println!(
+        "| {:<40} | {:<22} | {:^13} | {:^13} | {:^13} | {:^13} | {:^13} |",
+        "weights", "network", "Dice", "IoU", "Acc", "Rec", "Spe"
+    );
+    println!(
+        "|{}|{}|{}|",
+        "-".repeat(42),
+        "-".repeat(24),
+        "---------------|".repeat(5).trim_end_matches('|')
+    );
+    let mut rows = Vec::new();
+    for w in &args.weights {
+        let model = weights::load_file(w, &device)?.valid();
+        let scores = trainer::evaluate(&model, &val, &device)?;
+        let summary = scl::metrics::Summary::of(&scores);
+        let cell =
+            |m: scl::metrics::MeanStd| format!("{:.2} ± {:.2}", m.mean * 100.0, m.std * 100.0);
+        let v = summary.values();
+        println!(
+            "| {:<40} | {:<22} | {:^13} | {:^13} | {:^13} | {:^13} | {:^13} |",
+            w.display().to_string(),
+            model.config.describe(),
+            cell(v[0]),
+            cell(v[1]),
+            cell(v[2]),
+            cell(v[3]),
+            cell(v[4])
+        );
+        rows.push(EvalRow {
+            weights: w.display().to_string(),
+            config: model.config.describe(),
+            summary,
+            images: val.stems.iter().cloned().zip(scores).collect(),
+        });
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&rows).expect("json")).map_err(
+            |source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,585 @@
+//! The browser API (wasm32 only). The page's Web Worker (`www/worker.js`) drives the model
+//! through [`Engine`]: every pass of the two-stage network, timed stage by stage, fine-tuning
+//! with the inpainting loss, and weights export/import. Everything runs on the page's
+//! machine: nothing here touches the network.
+//!
+//! Every GPU read is asynchronous (`into_data_async`, `Transaction::execute_async`): WebGPU
+//! cannot block the browser's thread.
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::Transaction;
+use burn::tensor::activation::sigmoid;
+use image::{GrayImage, RgbImage};
+use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
+use wasm_bindgen::prelude::*;
+
+use crate::augment::{Augment, augment};
+use crate::backend::{Backend, init_async};
+use crate::imageio;
+use crate::loss::inpainting_loss;
+use crate::metrics::Confusion;
+use crate::model::{FineParts, STRIDE, Scl, trainable_params};
+use crate::rng::Rng;
+use crate::train;
+use crate::weights::{self, Precision};
+
+/// Installs the panic hook (panics print their message to the console instead of
+/// "unreachable").
+#[wasm_bindgen(start)]
+pub fn start() {
+    console_error_panic_hook::set_once();
+}
+
+fn err(e: impl std::fmt::Display) -> JsError {
+    JsError::new(&e.to_string())
+}
+
+/// Milliseconds from the worker's or page's `performance.now()`.
+fn now() -> f64 {
+    let perf = Reflect::get(&js_sys::global(), &"performance".into()).ok();
+    perf.and_then(|p| {
+        let f = Reflect::get(&p, &"now".into()).ok()?;
+        let f: js_sys::Function = f.dyn_into().ok()?;
+        f.call0(&p).ok()?.as_f64()
+    })
+    .unwrap_or_else(js_sys::Date::now)
+}
+
+fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
+    Reflect::set(obj, &key.into(), &value.into()).expect("set on a plain object");
+}
+
+async fn read(t: Tensor<4>) -> Result<Vec<f32>, JsError> {
+    let data = t.into_data_async().await.map_err(err)?;
+    data.try_into_vec::<f32>()
+        .map_err(|e| err(format!("{e:?}")))
+}
+
+/// An RGBA picture for a 2D canvas: `{ width, height, rgba }`.
+fn picture_rgb(img: &RgbImage) -> Object {
+    let (w, h) = img.dimensions();
+    let mut rgba = Vec::with_capacity((w * h * 4) as usize);
+    for p in img.pixels() {
+        rgba.extend_from_slice(&[p[0], p[1], p[2], 255]);
+    }
+    let o = Object::new();
+    set(&o, "width", w);
+    set(&o, "height", h);
+    set(&o, "rgba", Uint8Array::from(&rgba[..]));
+    o
+}
+
+fn picture_grey(img: &GrayImage) -> Object {
+    picture_rgb(&image::DynamicImage::ImageLuma8(img.clone()).to_rgb8())
+}
+
+/// Model input: the image resized to `size x size`, planar RGB in [0, 1].
+fn to_input(img: &RgbImage, size: u32, device: &Device) -> Tensor<4> {
+    imageio::rgb_to_tensor(&imageio::resize_rgb(img, size, size), device)
+}
+
+thread_local! {
+    /// The page's WebGPU device: initialised once per page (worker) and shared by every
+    /// engine, as wgpu requires.
+    static WEBGPU: std::cell::RefCell<Option<Device>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The device for `backend`, initialising WebGPU on first use.
+async fn device_for(backend: Backend) -> Result<Device, JsError> {
+    if backend == Backend::Flex {
+        return Ok(Device::flex());
+    }
+    if let Some(d) = WEBGPU.with(|c| c.borrow().clone()) {
+        return Ok(d);
+    }
+    let d = init_async(backend).await.map_err(err)?;
+    WEBGPU.with(|c| *c.borrow_mut() = Some(d.clone()));
+    Ok(d)
+}
+
+/// The WebGPU adapter's `requestAdapter()` result when the browser offers one (`None` when
+/// `navigator.gpu` is missing or returns no adapter, as headless Chromium without
+/// `--enable-unsafe-webgpu`).
+pub async fn webgpu_adapter() -> Option<JsValue> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let gpu = Reflect::get(&navigator, &"gpu".into()).ok()?;
+    if gpu.is_undefined() || gpu.is_null() {
+        return None;
+    }
+    let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let promise: js_sys::Promise = request.call0(&gpu).ok()?.dyn_into().ok()?;
+    let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+    (!adapter.is_null() && !adapter.is_undefined()).then_some(adapter)
+}
+
+/// The state of an in-browser fine-tuning session.
+struct Tuner {
+    /// The network on the autodiff device (taken out during a step).
+    model: Option<Scl>,
+    device: Device,
+    optim: ModuleOptimizer,
+    train_encoder: bool,
+    steps: usize,
+    rng: Rng,
+}
+
+/// The network, on the backend the page chose.
+#[wasm_bindgen]
+pub struct Engine {
+    device: Device,
+    backend: Backend,
+    /// Inference copy (no autodiff).
+    model: Scl,
+    tuner: Option<Tuner>,
+    weights_name: String,
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Initialises `backend` (`"webgpu"` or `"flex"`) and loads the network from Burnpack
+    /// weights. Fails with a readable message when there is no WebGPU adapter or the weights
+    /// are not an SCL weights file.
+    pub async fn create(
+        backend: String,
+        weights: Vec<u8>,
+        name: String,
+    ) -> Result<Engine, JsError> {
+        let backend = Backend::parse(&backend).map_err(err)?;
+        let device = device_for(backend).await?;
+        let model = weights::from_bytes(&weights, &name, &device)
+            .map_err(err)?
+            .valid();
+        Ok(Engine {
+            device,
+            backend,
+            model,
+            tuner: None,
+            weights_name: name,
+        })
+    }
+
+    /// `"webgpu"` or `"flex"`.
+    pub fn backend(&self) -> String {
+        match self.backend {
+            Backend::Flex => "flex".into(),
+            Backend::Wgpu => "webgpu".into(),
+        }
+    }
+
+    /// The network's configuration in words, with its parameter count.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} — {:.2} M parameters ({})",
+            self.model.config.describe(),
+            trainable_params(&self.model) as f64 / 1e6,
+            self.weights_name
+        )
+    }
+
+    /// Whether the network has the second stage (inpainting); the supervised baseline has not.
+    pub fn two_stage(&self) -> bool {
+        self.model.config.two_stage
+    }
+
+    /// Replaces the network with the one in a weights file (any configuration). On error the
+    /// current network stays.
+    pub async fn load_weights(
+        &mut self,
+        weights: Vec<u8>,
+        name: String,
+    ) -> Result<String, JsError> {
+        let model = weights::from_bytes(&weights, &name, &self.device).map_err(err)?;
+        self.model = model.valid();
+        self.tuner = None;
+        self.weights_name = name;
+        Ok(self.describe())
+    }
+
+    /// Runs one warm-up pass at `size` so that the first real image does not pay for shader
+    /// compilation and memory allocation.
+    pub async fn warm_up(&self, size: u32) -> Result<f64, JsError> {
+        let t0 = now();
+        let x = Tensor::<4>::full([1, 3, size as usize, size as usize], 0.5, &self.device);
+        let (_, fine) = self.model.predict_mask(x).map_err(err)?;
+        read(fine).await?;
+        Ok(now() - t0)
+    }
+
+    /// Segments one image file (PNG, JPEG, BMP, TIFF, GIF, WebP; any bit depth, grey or RGBA)
+    /// at `size x size` (a multiple of 32; SPEC.md tests at 320), returning every stage's
+    /// picture and timing:
+    ///
+    /// `{ width, height, origWidth, origHeight, backend, stages: {input, coarse, masked,
+    /// gate1..gate5, inpainted, composite, fine}, fineProb: Float32Array, maskPng: Uint8Array,
+    /// coarseArea, fineArea, timings: {decode, coarse, fusion, segment, inpaint, pictures,
+    /// total} }` (times in ms; areas as fractions of the image).
+    pub async fn segment(
+        &self,
+        bytes: Vec<u8>,
+        name: String,
+        size: u32,
+    ) -> Result<Object, JsError> {
+        if size == 0 || !(size as usize).is_multiple_of(STRIDE) || size > 1024 {
+            return Err(err(format!(
+                "working size {size} must be a multiple of {STRIDE} between 32 and 1024"
+            )));
+        }
+        let t_start = now();
+        let img = imageio::decode_rgb(&bytes, &name).map_err(err)?;
+        drop(bytes);
+        let (ow, oh) = img.dimensions();
+        let x = to_input(&img, size, &self.device);
+        let n = size as usize;
+        let t_decode = now();
+
+        let model = &self.model;
+        let out = Object::new();
+        let stages = Object::new();
+        let timings = Object::new();
+        let mut pictures_ms = 0.0;
+        let input_rgb = imageio::resize_rgb(&img, size, size);
+        drop(img);
+        set(&stages, "input", picture_rgb(&input_rgb));
+
+        let (fine_prob, coarse_prob, t_coarse, t_fusion, t_segment, t_inpaint);
+        if model.config.two_stage {
+            // Stage 1: coarse mask and the erased image.
+            let coarse = model.coarse(x.clone(), 1);
+            let [coarse_v, masked_v] = {
+                let data = Transaction::default()
+                    .register(coarse.prob.clone())
+                    .register(coarse.masked.clone())
+                    .execute_async()
+                    .await
+                    .map_err(|e| err(format!("{e:?}")))?;
+                let mut it = data.into_iter().map(|d| d.try_into_vec::<f32>());
+                let a = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
+                let b = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
+                [a, b]
+            };
+            t_coarse = now();
+            // Stage 2: encode the erased image, fuse.
+            let fused = model.fuse(&coarse.features, coarse.masked.clone(), 1);
+            let mut gate_maps = Vec::new();
+            if let Some(gates) = &fused.gates {
+                for z in gates.iter() {
+                    let [_, _, h, w] = z.dims();
+                    gate_maps.push((read(z.clone().mean_dim(1)).await?, w, h));
+                }
+            } else {
+                // Gate-free fusions: make sure the fusion finished before timing it.
+                read(fused.g[4].clone()).await?;
+            }
+            t_fusion = now();
+            let seg = model.seg.forward(&fused.g, false, 1).swap_remove(0);
+            let fine = sigmoid(seg);
+            let fine_v = read(fine.clone()).await?;
+            t_segment = now();
+            let inp = model
+                .inp
+                .as_ref()
+                .expect("two-stage network")
+                .forward(&fused.g, false, 1)
+                .swap_remove(0);
+            let fine_mask = crate::model::network::threshold(&fine);
+            let composite = inp.clone() * fine_mask.clone() + x * (fine_mask.neg() + 1.0);
+            let data = Transaction::default()
+                .register(inp)
+                .register(composite)
+                .execute_async()
+                .await
+                .map_err(|e| err(format!("{e:?}")))?;
+            t_inpaint = now();
+            let mut it = data.into_iter().map(|d| d.try_into_vec::<f32>());
+            let inp_v = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
+            let comp_v = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
+
+            let tp = now();
+            set(
+                &stages,
+                "coarse",
+                picture_grey(&imageio::map_to_grey(&coarse_v, n, n)),
+            );
+            set(
+                &stages,
+                "masked",
+                picture_rgb(&imageio::chw_to_rgb(&masked_v, n, n)),
+            );
+            for (i, (g, w, h)) in gate_maps.iter().enumerate() {
+                set(
+                    &stages,
+                    &format!("gate{}", i + 1),
+                    picture_rgb(&imageio::heat_map(g, *w, *h)),
+                );
+            }
+            set(
+                &stages,
+                "inpainted",
+                picture_rgb(&imageio::chw_to_rgb(&inp_v, n, n)),
+            );
+            set(
+                &stages,
+                "composite",
+                picture_rgb(&imageio::chw_to_rgb(&comp_v, n, n)),
+            );
+            pictures_ms += now() - tp;
+            fine_prob = fine_v;
+            coarse_prob = coarse_v;
+        } else {
+            // Single-stage network (the supervised baseline): one mask.
+            let (coarse, fine) = model.predict_mask(x).map_err(err)?;
+            drop(coarse);
+            let v = read(fine).await?;
+            t_coarse = now();
+            t_fusion = t_coarse;
+            t_segment = t_coarse;
+            t_inpaint = t_coarse;
+            coarse_prob = v.clone();
+            fine_prob = v;
+            let tp = now();
+            set(
+                &stages,
+                "coarse",
+                picture_grey(&imageio::map_to_grey(&coarse_prob, n, n)),
+            );
+            pictures_ms += now() - tp;
+        }
+        let tp = now();
+        let fine_mask = GrayImage::from_fn(size, size, |x, y| {
+            image::Luma([if fine_prob[(y * size + x) as usize] >= 0.5 {
+                255
+            } else {
+                0
+            }])
+        });
+        set(&stages, "fine", picture_grey(&fine_mask));
+        let mask_full = imageio::prob_to_mask(&fine_prob, n, n, ow, oh);
+        let png = imageio::encode_png(&image::DynamicImage::ImageLuma8(mask_full)).map_err(err)?;
+        pictures_ms += now() - tp;
+        let area = |p: &[f32]| p.iter().filter(|&&v| v >= 0.5).count() as f64 / p.len() as f64;
+
+        set(&out, "width", size);
+        set(&out, "height", size);
+        set(&out, "origWidth", ow);
+        set(&out, "origHeight", oh);
+        set(&out, "backend", self.backend());
+        set(&out, "coarseArea", area(&coarse_prob));
+        set(&out, "fineArea", area(&fine_prob));
+        set(&out, "fineProb", Float32Array::from(&fine_prob[..]));
+        set(&out, "maskPng", Uint8Array::from(&png[..]));
+        set(&timings, "decode", t_decode - t_start);
+        set(&timings, "coarse", t_coarse - t_decode);
+        set(&timings, "fusion", t_fusion - t_coarse);
+        set(&timings, "segment", t_segment - t_fusion);
+        set(&timings, "inpaint", t_inpaint - t_segment);
+        set(&timings, "pictures", pictures_ms);
+        set(&timings, "total", now() - t_start);
+        set(&out, "stages", stages);
+        set(&out, "timings", timings);
+        Ok(out)
+    }
+
+    /// The two-stage forward of a planar RGB image `[3, h, w]` in [0, 1] (no decoding or
+    /// resizing): returns `[coarse, fine]` probabilities concatenated (`2 * h * w` values).
+    /// Used by the tests to compare with the native result.
+    pub async fn forward_raw(
+        &self,
+        chw: Vec<f32>,
+        w: usize,
+        h: usize,
+    ) -> Result<Vec<f32>, JsError> {
+        if chw.len() != 3 * w * h {
+            return Err(err(format!(
+                "expected {} values for a 3x{h}x{w} image, got {}",
+                3 * w * h,
+                chw.len()
+            )));
+        }
+        let x = Tensor::<4>::from_data(TensorData::new(chw, [1, 3, h, w]), &self.device);
+        let out = self.model.forward(x).map_err(err)?;
+        let data = Transaction::default()
+            .register(out.coarse.clone())
+            .register(out.fine())
+            .execute_async()
+            .await
+            .map_err(|e| err(format!("{e:?}")))?;
+        let mut v = Vec::with_capacity(2 * w * h);
+        for d in data {
+            v.extend(d.try_into_vec::<f32>().map_err(|e| err(format!("{e:?}")))?);
+        }
+        Ok(v)
+    }
+
+    /// Dice, IoU, accuracy, recall, specificity and precision (threshold 0.5) of a fine
+    /// probability map (`w x h`, as returned by [`Engine::segment`]) against a ground-truth
+    /// mask file, compared at the mask file's resolution.
+    pub fn score(
+        &self,
+        fine_prob: Vec<f32>,
+        w: usize,
+        h: usize,
+        mask: Vec<u8>,
+        name: String,
+    ) -> Result<Object, JsError> {
+        if fine_prob.len() != w * h {
+            return Err(err("the probability map does not match its size"));
+        }
+        let truth = imageio::decode_mask(&mask, &name).map_err(err)?;
+        let (tw, th) = truth.dimensions();
+        let pred = imageio::prob_to_mask(&fine_prob, w, h, tw, th);
+        let to01 = |g: &GrayImage| -> Vec<f32> {
+            g.pixels()
+                .map(|p| if p[0] > 127 { 1.0 } else { 0.0 })
+                .collect()
+        };
+        let s = Confusion::from_maps(&to01(&pred), &to01(&truth)).scores();
+        let o = Object::new();
+        set(&o, "dice", s.dice);
+        set(&o, "iou", s.iou);
+        set(&o, "accuracy", s.accuracy);
+        set(&o, "recall", s.recall);
+        set(&o, "specificity", s.specificity);
+        set(&o, "precision", s.precision);
+        Ok(o)
+    }
+
+    /// Starts (or restarts) fine-tuning: the inpainting loss of SPEC.md on the user's unlabeled
+    /// images, SGD with momentum 0.9 and weight decay 1e-5. With `train_encoder` false the
+    /// encoder is frozen (no gradients, batch-norm statistics fixed) and only the fusion
+    /// modules and decoders learn.
+    pub fn finetune_begin(&mut self, train_encoder: bool, seed: u64) -> Result<(), JsError> {
+        if !self.model.config.two_stage {
+            return Err(err(
+                "this network has no inpainting decoder (single-stage baseline): fine-tuning \
+                 on unlabeled images needs an SCL network",
+            ));
+        }
+        let ad = self.device.clone().autodiff();
+        let mut model = self.model.clone().fork(&ad).train();
+        if !train_encoder {
+            model.encoder = model.encoder.freeze();
+        }
+        self.tuner = Some(Tuner {
+            model: Some(model),
+            device: ad,
+            optim: train::sgd(),
+            train_encoder,
+            steps: 0,
+            rng: Rng::new(seed),
+        });
+        Ok(())
+    }
+
+    /// Fine-tuning steps done since [`Engine::finetune_begin`].
+    pub fn finetune_steps(&self) -> usize {
+        self.tuner.as_ref().map_or(0, |t| t.steps)
+    }
+
+    /// One fine-tuning step on a batch of image files (each decoded, resized to `size`, and
+    /// augmented into a random `crop x crop` crop, as SPEC.md's unlabeled preprocessing).
+    /// Returns the batch's inpainting loss before the step. Only the batch's images are
+    /// decoded: memory does not grow with the number of images loaded in the page.
+    pub async fn finetune_step(
+        &mut self,
+        files: Array,
+        names: Array,
+        size: u32,
+        crop: u32,
+        lr: f64,
+    ) -> Result<f64, JsError> {
+        let tuner = self
+            .tuner
+            .as_mut()
+            .ok_or_else(|| err("fine-tuning has not been started"))?;
+        if crop == 0 || !(crop as usize).is_multiple_of(STRIDE) || crop > size {
+            return Err(err(format!(
+                "crop {crop} must be a multiple of {STRIDE} no larger than the size {size}"
+            )));
+        }
+        if !(lr.is_finite() && lr > 0.0 && lr < 1.0) {
+            return Err(err(format!("learning rate {lr} must be in (0, 1)")));
+        }
+        let b = files.length() as usize;
+        if b == 0 {
+            return Err(err("no images to fine-tune on"));
+        }
+        let aug = Augment::spec(crop);
+        let mut xs = Vec::with_capacity(b * 3 * (crop * crop) as usize);
+        for i in 0..b as u32 {
+            let bytes = Uint8Array::new(&files.get(i)).to_vec();
+            let name = names
+                .get(i)
+                .as_string()
+                .unwrap_or_else(|| format!("image {i}"));
+            let img = imageio::decode_rgb(&bytes, &name).map_err(err)?;
+            let img = imageio::resize_rgb(&img, size, size);
+            xs.extend(augment(&img, None, &aug, &mut tuner.rng).image);
+        }
+        let c = crop as usize;
+        let x = Tensor::<4>::from_data(TensorData::new(xs, [b, 3, c, c]), &tuner.device);
+        let model = tuner
+            .model
+            .take()
+            .ok_or_else(|| err("a fine-tuning step failed earlier; start again"))?;
+        let out = model.forward_aligned(x.clone(), FineParts::ALL);
+        let loss = inpainting_loss(&out.inp, &out.seg, x);
+        drop(out);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let model = tuner.optim.step(lr, model, grads);
+        self.model = model.valid();
+        tuner.model = Some(model);
+        tuner.steps += 1;
+        let value = loss
+            .into_data_async()
+            .await
+            .map_err(err)?
+            .try_into_vec::<f32>()
+            .map_err(|e| err(format!("{e:?}")))?[0] as f64;
+        Ok(value)
+    }
+
+    /// Whether the encoder trains in the current fine-tuning session.
+    pub fn finetune_trains_encoder(&self) -> bool {
+        self.tuner.as_ref().is_some_and(|t| t.train_encoder)
+    }
+
+    /// The current network's weights as a Burnpack file (`f16` halves the size), readable by
+    /// [`Engine::load_weights`] and by the native `scl` CLI. Parameters are read from the
+    /// device asynchronously into a CPU copy of the network, then serialised.
+    pub async fn export_weights(&self, f16: bool) -> Result<Vec<u8>, JsError> {
+        let cpu = to_flex(&self.model).await?;
+        let precision = if f16 { Precision::F16 } else { Precision::F32 };
+        weights::to_bytes(&cpu, precision).map_err(err)
+    }
+}
+
+/// A copy of `model` on the Flex (CPU) device, read asynchronously.
+async fn to_flex(model: &Scl) -> Result<Scl, JsError> {
+    struct Collect(Transaction);
+    impl ModuleVisitor for Collect {
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            let t = std::mem::take(&mut self.0);
+            self.0 = t.register(p.val());
+        }
+    }
+    let mut c = Collect(Transaction::default());
+    model.visit(&mut c);
+    let data =
+        c.0.execute_async()
+            .await
+            .map_err(|e| err(format!("{e:?}")))?;
+    struct Apply(std::vec::IntoIter<TensorData>);
+    impl ModuleMapper for Apply {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let d = self.0.next().expect("same structure");
+            p.map(|t| Tensor::from_data(d, &t.device()))
+        }
+    }
+    let flex = Scl::new(&model.config, &Device::flex()).map_err(err)?;
+    Ok(flex.map(&mut Apply(data.into_iter())))
+}

@@ -1,0 +1,176 @@
+// Page test: serves dist/ on localhost, opens it in headless Chromium (playwright-core, Debian's
+// Chromium), drops an image, waits for the fine mask, checks the overlay canvas, runs two
+// fine-tuning steps, exports the weights, and checks that no request left the page's origin.
+// Run after scripts/web.sh: `node tests/page/page.test.mjs`.
+import { chromium } from 'playwright-core';
+import http from 'node:http';
+import fs from 'node:fs';
+import path from 'node:path';
+import zlib from 'node:zlib';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist');
+const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
+  '.json': 'application/json', '.bpk': 'application/octet-stream', '.md': 'text/plain' };
+
+function fail(msg) { console.error(`page test FAILED: ${msg}`); process.exit(1); }
+const log = (...a) => console.log('[page]', ...a);
+
+// The synthetic test image (same formula as scl::imageio::synthetic_image), as a PNG.
+function syntheticPng(w, h) {
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  const cx = w * 0.45, cy = h * 0.55, r = Math.min(w, h) * 0.25;
+  for (let y = 0; y < h; y++) {
+    raw[y * (w * 3 + 1)] = 0;
+    for (let x = 0; x < w; x++) {
+      const d = Math.hypot(x - cx, y - cy);
+      const inside = Math.min(1, Math.max(0, 1 - (d - r) / 3));
+      const tex = 0.05 * Math.sin(x * 0.7) * Math.cos(y * 0.45);
+      const bg = [0.85 + tex, 0.55 + tex, 0.5 + tex], fg = [0.7, 0.25 + tex, 0.2];
+      for (let c = 0; c < 3; c++) {
+        const v = Math.min(1, Math.max(0, bg[c] * (1 - inside) + fg[c] * inside));
+        raw[y * (w * 3 + 1) + 1 + x * 3 + c] = Math.round(v * 255);
+      }
+    }
+  }
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+}
+
+if (!fs.existsSync(path.join(root, 'index.html'))) fail(`${root}/index.html is missing: run scripts/web.sh first`);
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://x');
+  const file = path.join(root, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
+  if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
+    res.writeHead(404); res.end(); return;
+  }
+  const body = fs.readFileSync(file);
+  res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': body.length });
+  res.end(body);
+});
+await new Promise((r) => server.listen(0, '127.0.0.1', r));
+const origin = `http://127.0.0.1:${server.address().port}`;
+log('serving', root, 'at', origin);
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'],
+});
+const context = await browser.newContext({ acceptDownloads: true });
+const requests = [];
+const foreign = [];
+context.on('request', (r) => {
+  requests.push(r.url());
+  const u = r.url();
+  if (!(u.startsWith(origin) || u.startsWith('blob:') || u.startsWith('data:'))) foreign.push(u);
+});
+const page = await context.newPage();
+const consoleLines = [];
+page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+
+try {
+  const t0 = Date.now();
+  // Working size 64: the dropped 64x64 image then reaches the network unresized, so the page's
+  // mask can be compared with the native result on the same image (tests/fixtures).
+  await page.goto(`${origin}/index.html?size=64`);
+  await page.waitForSelector('#loading', { state: 'hidden', timeout: 600_000 });
+  const tReady = Date.now();
+  const badge = await page.textContent('#backend-badge');
+  log(`model ready after ${((tReady - t0) / 1000).toFixed(1)} s on`, badge, '|', await page.textContent('#adapter'));
+
+  // Drop an image on the drop zone, as a user would.
+  const png = syntheticPng(64, 64);
+  await page.evaluate(async (bytes) => {
+    const file = new File([new Uint8Array(bytes)], 'synthetic-disc.png', { type: 'image/png' });
+    const dt = new DataTransfer();
+    dt.items.add(file);
+    document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [...png]);
+  await page.waitForSelector('figure[data-stage="fine"] canvas', { timeout: 600_000 });
+  log(`first mask ${((Date.now() - tReady) / 1000).toFixed(1)} s after ready; cold load to first mask ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+  log('timings:', await page.textContent('#timings'));
+  const stages = await page.$$eval('#stages figure', (f) => f.map((x) => x.dataset.stage));
+  log('stages shown:', stages.join(', '));
+  for (const s of ['input', 'coarse', 'masked', 'gate1', 'gate5', 'inpainted', 'composite', 'fine']) {
+    if (!stages.includes(s)) fail(`stage ${s} is not shown`);
+  }
+
+  // The overlay is tinted exactly where the fine mask is, and the mask is where the native
+  // library puts it on the same image (tests/fixtures/forward_64.f32, computed by
+  // tests/native/fixture.rs).
+  const raw = fs.readFileSync(path.resolve(root, '../tests/fixtures/forward_64.f32'));
+  const nativeFine = [...new Float32Array(raw.buffer, raw.byteOffset + 64 * 64 * 4, 64 * 64)].map((p) => p >= 0.5);
+  await page.fill('#opacity', '1');
+  await page.dispatchEvent('#opacity', 'input');
+  const check = await page.evaluate((nativeFine) => {
+    const o = document.getElementById('overlay');
+    const f = document.querySelector('figure[data-stage="fine"] canvas');
+    const od = o.getContext('2d').getImageData(0, 0, o.width, o.height).data;
+    const fd = f.getContext('2d').getImageData(0, 0, f.width, f.height).data;
+    let tinted = 0, masked = 0, agree = 0, agreeNative = 0;
+    for (let i = 0; i < od.length; i += 4) {
+      const isTint = od[i] === 255 && od[i + 1] === 40 && od[i + 2] === 40;
+      const isMask = fd[i] > 127;
+      tinted += isTint; masked += isMask; agree += isTint === isMask;
+      agreeNative += isTint === nativeFine[i / 4];
+    }
+    return { tinted, masked, agree, agreeNative, total: od.length / 4, w: o.width, h: o.height };
+  }, nativeFine);
+  log('overlay:', JSON.stringify(check));
+  if (check.masked === 0) fail('the fine mask is empty');
+  if (check.agree !== check.total) fail('overlay tint does not match the fine mask');
+  if (check.total !== 64 * 64) fail(`the overlay is ${check.w}x${check.h}, not 64x64`);
+  // The PNG holds the image in 8 bits (the fixture's input is float): pixels whose probability
+  // is within ~0.01 of 0.5 may flip. 98% agreement catches any real difference.
+  if (check.agreeNative < 0.98 * check.total) fail(`the mask agrees with the native one on only ${check.agreeNative} of ${check.total} pixels`);
+
+  // Two fine-tuning steps.
+  await page.fill('#tune-steps', '2');
+  await page.fill('#tune-batch', '1');
+  await page.selectOption('#tune-crop', '64');
+  const tt = Date.now();
+  await page.click('#tune-start');
+  await page.waitForFunction(() => /done/.test(document.getElementById('tune-text').textContent), null, { timeout: 600_000 });
+  log('fine-tuning:', await page.textContent('#tune-text'), `(${((Date.now() - tt) / 1000).toFixed(1)} s)`);
+
+  // Export the weights.
+  await page.uncheck('#export-f16');
+  const [download] = await Promise.all([page.waitForEvent('download', { timeout: 600_000 }), page.click('#export')]);
+  const file = await download.path();
+  const bytes = fs.readFileSync(file);
+  log(`exported ${download.suggestedFilename()}: ${bytes.length} bytes`);
+  if (bytes.length < 100_000) fail('exported weights are too small');
+  if (bytes.subarray(0, 4).toString('latin1') === '<!do') fail('export is HTML, not weights');
+
+  // Bad input gets a message, not a broken page.
+  await page.setInputFiles('#file-input', { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('hello') });
+  await page.click('#gallery .thumb:last-child');
+  await page.waitForFunction(() => /notes\.txt: .*not an image/.test(document.getElementById('messages').textContent), null, { timeout: 120_000 });
+  log('bad file message:', (await page.textContent('#messages .msg.error')).replace('×', '').trim());
+
+  log(`${requests.length} requests, all to ${origin}`);
+  if (foreign.length) fail(`requests left the origin: ${foreign.join(', ')}`);
+  console.log('page test passed');
+} catch (e) {
+  console.error(consoleLines.slice(-30).join('\n'));
+  fail(e.stack || e.message);
+} finally {
+  await browser.close();
+  server.close();
+}

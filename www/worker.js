@@ -1,0 +1,233 @@
+// The model's Web Worker: owns the WebAssembly module (the Rust library) and runs every pass,
+// so the page never freezes. Messages: {id, cmd, ...} in; {id, ok, result | error} out, plus
+// {type: 'progress' | 'tune' | 'fatal'} notifications.
+import init, { Engine } from './pkg/scl.js';
+
+let engine = null;        // the selected model
+let other = null;         // the other model, for comparisons (lazily loaded)
+let models = {};          // name -> url
+let current = 'scl';
+let tune = null;          // fine-tuning session state
+const weightsCache = {};  // name -> Uint8Array (the original weights, kept to switch back)
+
+const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+const progress = (text, fraction) => post({ type: 'progress', text, fraction });
+
+async function detectGpu() {
+  if (!('gpu' in navigator) || !navigator.gpu) {
+    return { gpu: false, adapter: null, reason: 'this browser has no WebGPU (navigator.gpu is missing)' };
+  }
+  let adapter = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  } catch (e) {
+    return { gpu: false, adapter: null, reason: `requesting a WebGPU adapter failed: ${e.message || e}` };
+  }
+  if (!adapter) return { gpu: false, adapter: null, reason: 'WebGPU is present but offers no adapter' };
+  const info = adapter.info || {};
+  const name = [info.vendor, info.architecture, info.device, info.description]
+    .filter(Boolean).join(' ') || 'unnamed adapter';
+  const fallback = !!(info.isFallbackAdapter ?? adapter.isFallbackAdapter);
+  return {
+    gpu: !fallback,
+    fallback,
+    adapter: name,
+    reason: fallback ? `the only WebGPU adapter is a software one (${name}), slower than the CPU path` : '',
+  };
+}
+
+async function fetchWeights(name) {
+  if (weightsCache[name]) return weightsCache[name];
+  const url = models[name];
+  const res = await fetch(url);
+  if (!res.ok) throw new Error(`could not load the ${name} weights (${url}: HTTP ${res.status})`);
+  const total = Number(res.headers.get('content-length')) || 0;
+  const reader = res.body.getReader();
+  const chunks = [];
+  let got = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    chunks.push(value);
+    got += value.length;
+    progress(`Loading ${name} weights: ${(got / 1e6).toFixed(1)} MB${total ? ` of ${(total / 1e6).toFixed(1)} MB` : ''}`,
+      total ? 0.1 + 0.6 * got / total : 0.4);
+  }
+  const bytes = new Uint8Array(got);
+  let off = 0;
+  for (const c of chunks) { bytes.set(c, off); off += c.length; }
+  weightsCache[name] = bytes;
+  return bytes;
+}
+
+async function start({ backend, modelUrls, model, size }) {
+  models = modelUrls;
+  current = model || 'scl';
+  progress('Loading the WebAssembly module…', 0.02);
+  await init();
+  const gpu = await detectGpu();
+  let chosen = backend;
+  let note = '';
+  if (backend === 'auto') {
+    chosen = gpu.gpu ? 'webgpu' : 'flex';
+    if (!gpu.gpu) note = `CPU chosen: ${gpu.reason}.`;
+  } else if (backend === 'webgpu' && !gpu.adapter) {
+    chosen = 'flex';
+    note = `WebGPU unavailable (${gpu.reason}); running on the CPU instead.`;
+  }
+  const bytes = await fetchWeights(current);
+  progress(`Initialising ${chosen === 'webgpu' ? 'WebGPU' : 'the CPU backend'}…`, 0.75);
+  try {
+    engine = await Engine.create(chosen, bytes, `${current}.bpk`);
+  } catch (e) {
+    if (chosen !== 'webgpu') throw e;
+    note = `WebGPU failed to start (${e.message || e}); running on the CPU instead.`;
+    chosen = 'flex';
+    engine = await Engine.create(chosen, bytes, `${current}.bpk`);
+  }
+  other = null;
+  progress('Warming up (first pass compiles kernels and allocates memory)…', 0.85);
+  const warmMs = await engine.warm_up(size);
+  progress('Ready', 1);
+  return {
+    backend: engine.backend(),
+    adapter: chosen === 'webgpu' ? gpu.adapter : null,
+    fallbackAdapter: !!gpu.fallback,
+    note,
+    describe: engine.describe(),
+    twoStage: engine.two_stage(),
+    warmMs,
+  };
+}
+
+function transferables(result) {
+  const list = [];
+  for (const st of Object.values(result.stages || {})) list.push(st.rgba.buffer);
+  if (result.fineProb) list.push(result.fineProb.buffer);
+  if (result.maskPng) list.push(result.maskPng.buffer);
+  return list;
+}
+
+async function segmentWith(eng, file, size) {
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  return eng.segment(bytes, file.name, size);
+}
+
+async function otherEngine() {
+  const name = current === 'scl' ? 'supervised' : 'scl';
+  if (!other) {
+    const bytes = await fetchWeights(name);
+    other = { name, engine: await Engine.create(engine.backend(), bytes, `${name}.bpk`) };
+  }
+  return other;
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function tuneLoop() {
+  const t = tune;
+  while (t.running && t.done < t.steps) {
+    const batch = [];
+    for (let i = 0; i < t.batch; i++) batch.push(t.files[t.order[(t.cursor++) % t.files.length]]);
+    if (t.cursor % t.files.length < t.batch) shuffle(t.order);
+    const bufs = await Promise.all(batch.map((f) => f.arrayBuffer().then((b) => new Uint8Array(b))));
+    const t0 = performance.now();
+    // SPEC.md's poly schedule over this session's steps.
+    const lr = t.lr * Math.pow(1 - t.done / t.steps, 0.9);
+    const loss = await engine.finetune_step(bufs, batch.map((f) => f.name), t.size, t.crop, lr);
+    t.done += 1;
+    post({ type: 'tune', step: t.done, steps: t.steps, loss, lr, ms: performance.now() - t0 });
+    await sleep(0); // let a stop message in
+  }
+  t.running = false;
+  const after = t.watch ? await segmentWith(engine, t.watch, t.size) : null;
+  post({ type: 'tune-end', step: t.done, steps: t.steps, after }, after ? transferables(after) : []);
+}
+
+function shuffle(a) {
+  for (let i = a.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1));
+    [a[i], a[j]] = [a[j], a[i]];
+  }
+}
+
+const handlers = {
+  start,
+  async segment({ file, size, which }) {
+    const eng = which === 'other' ? (await otherEngine()).engine : engine;
+    const r = await segmentWith(eng, file, size);
+    if (which === 'other') r.model = other.name;
+    return r;
+  },
+  async score({ prob, width, height, file }) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    return engine.score(prob, width, height, bytes, file.name);
+  },
+  async 'switch-model'({ model, size }) {
+    const bytes = await fetchWeights(model);
+    const describe = await engine.load_weights(bytes, `${model}.bpk`);
+    current = model;
+    other = null;
+    tune = null;
+    await engine.warm_up(size);
+    return { describe, twoStage: engine.two_stage() };
+  },
+  async 'tune-start'({ files, steps, lr, batch, crop, size, trainEncoder, watch }) {
+    if (!files.length) throw new Error('load some images first: fine-tuning learns from them');
+    engine.finetune_begin(trainEncoder, BigInt(Date.now()));
+    tune = {
+      files, steps, lr, batch, crop, size, watch, done: 0, cursor: 0, running: true,
+      order: files.map((_, i) => i),
+    };
+    shuffle(tune.order);
+    const before = watch ? await segmentWith(engine, watch, size) : null;
+    post({ type: 'tune-before', before }, before ? transferables(before) : []);
+    tuneLoop().catch(fail);
+    return { started: true };
+  },
+  async 'tune-stop'() {
+    if (tune) tune.running = false;
+    return { stopped: true };
+  },
+  async 'tune-resume'() {
+    if (!tune) throw new Error('no fine-tuning session to resume');
+    if (tune.running) return { running: true };
+    if (tune.done >= tune.steps) throw new Error('this session has done all its steps; start a new one');
+    tune.running = true;
+    tuneLoop().catch(fail);
+    return { resumed: true };
+  },
+  async export({ f16 }) {
+    const bytes = await engine.export_weights(f16);
+    return { bytes };
+  },
+  async import({ file }) {
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const describe = await engine.load_weights(bytes, file.name);
+    tune = null;
+    other = null;
+    return { describe, twoStage: engine.two_stage() };
+  },
+};
+
+function fail(e) {
+  // A Rust panic or a lost GPU device surfaces as a RuntimeError (or a wgpu error): the
+  // module's state cannot be trusted any more, so the page restarts the worker on the CPU.
+  const fatal = e instanceof WebAssembly.RuntimeError || /device.*lost|lost.*device|GPUDevice/i.test(String(e && e.message));
+  if (tune) tune.running = false;
+  post({ type: fatal ? 'fatal' : 'error', error: (e && e.message) || String(e) });
+}
+
+self.onmessage = async (ev) => {
+  const { id, cmd, ...args } = ev.data;
+  const h = handlers[cmd];
+  if (!h) return post({ id, ok: false, error: `unknown command ${cmd}` });
+  try {
+    const result = await h(args);
+    const transfer = result && result.stages ? transferables(result) : result && result.bytes ? [result.bytes.buffer] : [];
+    post({ id, ok: true, result }, transfer);
+  } catch (e) {
+    const fatal = e instanceof WebAssembly.RuntimeError || /device.*lost|lost.*device/i.test(String(e && e.message));
+    post({ id, ok: false, fatal, error: (e && e.message) || String(e) });
+  }
+};
