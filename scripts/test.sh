@@ -47,14 +47,14 @@ w = json.load(open("webdriver.json"))
 w["goog:chromeOptions"]["args"] += ["--enable-unsafe-webgpu", "--enable-features=Vulkan"]
 json.dump(w, open("webdriver.json", "w"), indent=2)
 PY
-SCL_TEST_BACKEND=webgpu wasm-pack test --release --headless --chrome -- --test web 2>&1 | tee /tmp/scl-web-gpu.log
+SCL_TEST_BACKEND=webgpu wasm-pack test --release --headless --chrome -- --test web -- --nocapture 2>&1 | tee /tmp/scl-web-gpu.log
 cp /tmp/scl-webdriver.json webdriver.json
 grep -q "backend under test: webgpu" /tmp/scl-web-gpu.log || { echo "the WebGPU run did not use WebGPU"; exit 1; }
 done_step "browser (WebGPU): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-gpu.log | awk '{print $4}') passed"
 
 step "browser tests without WebGPU (Flex fallback): cargo test --release --target wasm32-unknown-unknown"
 SCL_TEST_BACKEND=flex CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    cargo test --release --target wasm32-unknown-unknown --test web 2>&1 | tee /tmp/scl-web-cpu.log
+    cargo test --release --target wasm32-unknown-unknown --test web -- --nocapture 2>&1 | tee /tmp/scl-web-cpu.log
 grep -q "backend under test: flex" /tmp/scl-web-cpu.log || { echo "the fallback run did not use Flex"; exit 1; }
 done_step "browser (Flex): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-cpu.log | awk '{print $4}') passed"
 
