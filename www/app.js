@@ -7,7 +7,7 @@ const STAGES = [
   ['input', 'Input', 'The image, resized to the network\'s working size.'],
   ['coarse', 'Coarse mask (stage 1)', 'The first guess: the segmentation decoder on the encoder\'s features; white = lesion probability.'],
   ['masked', 'Masked input', 'The image with the coarse lesion erased (set to black): what the network must explain again.'],
-  ['gate1', 'GFF gate, level 1', 'Gated feature fusion, finest level: where the fused feature takes the segmentation branch (red) or the inpainting branch (blue).'],
+  ['gate1', 'GFF gate, level 1', 'Gated feature fusion, finest level: bright (yellow) where the fused feature takes the new mix of image and erased-image features, dark (blue) where it keeps the first-pass features.'],
   ['gate2', 'GFF gate, level 2', 'The same select gate at 1/4 resolution.'],
   ['gate3', 'GFF gate, level 3', 'The same select gate at 1/8 resolution.'],
   ['gate4', 'GFF gate, level 4', 'The same select gate at 1/16 resolution.'],
