@@ -51,10 +51,22 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     Reflect::set(obj, &key.into(), &value.into()).expect("set on a plain object");
 }
 
+/// Reads tensors from the device in one asynchronous transaction (one GPU round trip).
+async fn read_all(tensors: Vec<Tensor<4>>) -> Result<Vec<Vec<f32>>, JsError> {
+    let tx = tensors
+        .into_iter()
+        .fold(Transaction::default(), |tx, t| tx.register(t));
+    let data = tx
+        .execute_async()
+        .await
+        .map_err(|e| err(format!("{e:?}")))?;
+    data.into_iter()
+        .map(|d| d.try_into_vec::<f32>().map_err(|e| err(format!("{e:?}"))))
+        .collect()
+}
+
 async fn read(t: Tensor<4>) -> Result<Vec<f32>, JsError> {
-    let data = t.into_data_async().await.map_err(err)?;
-    data.try_into_vec::<f32>()
-        .map_err(|e| err(format!("{e:?}")))
+    Ok(read_all(vec![t]).await?.swap_remove(0))
 }
 
 /// An RGBA picture for a 2D canvas: `{ width, height, rgba }`.
@@ -73,11 +85,6 @@ fn picture_rgb(img: &RgbImage) -> Object {
 
 fn picture_grey(img: &GrayImage) -> Object {
     picture_rgb(&image::DynamicImage::ImageLuma8(img.clone()).to_rgb8())
-}
-
-/// Model input: the image resized to `size x size`, planar RGB in [0, 1].
-fn to_input(img: &RgbImage, size: u32, device: &Device) -> Tensor<4> {
-    imageio::rgb_to_tensor(&imageio::resize_rgb(img, size, size), device)
 }
 
 thread_local! {
@@ -233,7 +240,9 @@ impl Engine {
         let img = imageio::decode_rgb(&bytes, &name).map_err(err)?;
         drop(bytes);
         let (ow, oh) = img.dimensions();
-        let x = to_input(&img, size, &self.device);
+        let input_rgb = imageio::resize_rgb(&img, size, size);
+        drop(img);
+        let x = imageio::rgb_to_tensor(&input_rgb, &self.device);
         let n = size as usize;
         let t_decode = now();
 
@@ -242,39 +251,31 @@ impl Engine {
         let stages = Object::new();
         let timings = Object::new();
         let mut pictures_ms = 0.0;
-        let input_rgb = imageio::resize_rgb(&img, size, size);
-        drop(img);
         set(&stages, "input", picture_rgb(&input_rgb));
 
         let (fine_prob, coarse_prob, t_coarse, t_fusion, t_segment, t_inpaint);
         if model.config.two_stage {
             // Stage 1: coarse mask and the erased image.
             let coarse = model.coarse(x.clone(), 1);
-            let [coarse_v, masked_v] = {
-                let data = Transaction::default()
-                    .register(coarse.prob.clone())
-                    .register(coarse.masked.clone())
-                    .execute_async()
-                    .await
-                    .map_err(|e| err(format!("{e:?}")))?;
-                let mut it = data.into_iter().map(|d| d.try_into_vec::<f32>());
-                let a = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
-                let b = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
-                [a, b]
-            };
+            let mut read_back = read_all(vec![coarse.prob.clone(), coarse.masked.clone()]).await?;
+            let masked_v = read_back.pop().expect("two maps");
+            let coarse_v = read_back.pop().expect("two maps");
             t_coarse = now();
             // Stage 2: encode the erased image, fuse.
             let fused = model.fuse(&coarse.features, coarse.masked.clone(), 1);
-            let mut gate_maps = Vec::new();
-            if let Some(gates) = &fused.gates {
-                for z in gates.iter() {
-                    let [_, _, h, w] = z.dims();
-                    gate_maps.push((read(z.clone().mean_dim(1)).await?, w, h));
+            let gate_maps: Vec<(Vec<f32>, (usize, usize))> = match &fused.gates {
+                Some(gates) => {
+                    let sizes: Vec<(usize, usize)> =
+                        gates.iter().map(|z| (z.dims()[3], z.dims()[2])).collect();
+                    let means = gates.iter().map(|z| z.clone().mean_dim(1)).collect();
+                    read_all(means).await?.into_iter().zip(sizes).collect()
                 }
-            } else {
-                // Gate-free fusions: make sure the fusion finished before timing it.
-                read(fused.g[4].clone()).await?;
-            }
+                None => {
+                    // Gate-free fusions: make sure the fusion finished before timing it.
+                    read(fused.g[4].clone()).await?;
+                    Vec::new()
+                }
+            };
             t_fusion = now();
             let seg = model.seg.forward(&fused.g, false, 1).swap_remove(0);
             let fine = sigmoid(seg);
@@ -286,18 +287,11 @@ impl Engine {
                 .expect("two-stage network")
                 .forward(&fused.g, false, 1)
                 .swap_remove(0);
-            let fine_mask = crate::model::network::threshold(&fine);
-            let composite = inp.clone() * fine_mask.clone() + x * (fine_mask.neg() + 1.0);
-            let data = Transaction::default()
-                .register(inp)
-                .register(composite)
-                .execute_async()
-                .await
-                .map_err(|e| err(format!("{e:?}")))?;
+            let composite = crate::model::network::composite(x, inp.clone(), &fine);
+            let mut read_back = read_all(vec![inp, composite]).await?;
             t_inpaint = now();
-            let mut it = data.into_iter().map(|d| d.try_into_vec::<f32>());
-            let inp_v = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
-            let comp_v = it.next().expect("two").map_err(|e| err(format!("{e:?}")))?;
+            let comp_v = read_back.pop().expect("two images");
+            let inp_v = read_back.pop().expect("two images");
 
             let tp = now();
             set(
@@ -310,7 +304,7 @@ impl Engine {
                 "masked",
                 picture_rgb(&imageio::chw_to_rgb(&masked_v, n, n)),
             );
-            for (i, (g, w, h)) in gate_maps.iter().enumerate() {
+            for (i, (g, (w, h))) in gate_maps.iter().enumerate() {
                 set(
                     &stages,
                     &format!("gate{}", i + 1),
@@ -350,13 +344,7 @@ impl Engine {
             pictures_ms += now() - tp;
         }
         let tp = now();
-        let fine_mask = GrayImage::from_fn(size, size, |x, y| {
-            image::Luma([if fine_prob[(y * size + x) as usize] >= 0.5 {
-                255
-            } else {
-                0
-            }])
-        });
+        let fine_mask = imageio::prob_to_mask(&fine_prob, n, n, size, size);
         set(&stages, "fine", picture_grey(&fine_mask));
         let mask_full = imageio::prob_to_mask(&fine_prob, n, n, ow, oh);
         let png = imageio::encode_png(&image::DynamicImage::ImageLuma8(mask_full)).map_err(err)?;
@@ -402,17 +390,8 @@ impl Engine {
         }
         let x = Tensor::<4>::from_data(TensorData::new(chw, [1, 3, h, w]), &self.device);
         let out = self.model.forward(x).map_err(err)?;
-        let data = Transaction::default()
-            .register(out.coarse.clone())
-            .register(out.fine())
-            .execute_async()
-            .await
-            .map_err(|e| err(format!("{e:?}")))?;
-        let mut v = Vec::with_capacity(2 * w * h);
-        for d in data {
-            v.extend(d.try_into_vec::<f32>().map_err(|e| err(format!("{e:?}")))?);
-        }
-        Ok(v)
+        let fine = out.fine();
+        Ok(read_all(vec![out.coarse, fine]).await?.concat())
     }
 
     /// Dice, IoU, accuracy, recall, specificity and precision (threshold 0.5) of a fine

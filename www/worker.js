@@ -210,12 +210,13 @@ const handlers = {
   },
 };
 
+// A Rust panic or a lost GPU device surfaces as a RuntimeError (or a wgpu error): the
+// module's state cannot be trusted any more, so the page restarts the worker on the CPU.
+const isFatal = (e) => e instanceof WebAssembly.RuntimeError || /device.*lost|lost.*device|GPUDevice/i.test(String(e && e.message));
+
 function fail(e) {
-  // A Rust panic or a lost GPU device surfaces as a RuntimeError (or a wgpu error): the
-  // module's state cannot be trusted any more, so the page restarts the worker on the CPU.
-  const fatal = e instanceof WebAssembly.RuntimeError || /device.*lost|lost.*device|GPUDevice/i.test(String(e && e.message));
   if (tune) tune.running = false;
-  post({ type: fatal ? 'fatal' : 'error', error: (e && e.message) || String(e) });
+  post({ type: isFatal(e) ? 'fatal' : 'error', error: (e && e.message) || String(e) });
 }
 
 self.onmessage = async (ev) => {
@@ -227,7 +228,6 @@ self.onmessage = async (ev) => {
     const transfer = result && result.stages ? transferables(result) : result && result.bytes ? [result.bytes.buffer] : [];
     post({ id, ok: true, result }, transfer);
   } catch (e) {
-    const fatal = e instanceof WebAssembly.RuntimeError || /device.*lost|lost.*device/i.test(String(e && e.message));
-    post({ id, ok: false, fatal, error: (e && e.message) || String(e) });
+    post({ id, ok: false, fatal: isFatal(e), error: (e && e.message) || String(e) });
   }
 };

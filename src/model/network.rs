@@ -232,10 +232,7 @@ impl Scl {
             _ => Vec::new(),
         };
         let composite = match (seg.first(), inp.first()) {
-            (Some(s), Some(i)) => {
-                let fine = threshold(&sigmoid(s.clone()).detach());
-                i.clone() * fine.clone() + x * (fine.neg() + 1.0)
-            }
+            (Some(s), Some(i)) => composite(x, i.clone(), &sigmoid(s.clone())),
             _ => x,
         };
         let gates = gates
@@ -326,6 +323,13 @@ pub fn threshold(p: &Tensor<4>) -> Tensor<4> {
     p.zeros_like()
         .mask_fill(p.clone().greater_equal_elem(0.5), 1.0)
         .detach()
+}
+
+/// SPEC.md's composite: the inpainted image inside the fine mask (`fine >= 0.5`), `x` outside
+/// (no gradient through the mask).
+pub fn composite(x: Tensor<4>, inpainted: Tensor<4>, fine: &Tensor<4>) -> Tensor<4> {
+    let m = threshold(fine);
+    inpainted * m.clone() + x * (m.neg() + 1.0)
 }
 
 /// Pads `x` at the bottom/right (edge replication) to multiples of [`STRIDE`]; returns whether

@@ -2,36 +2,23 @@
 // CPU path (Flex) and on WebGPU (headless Chromium's SwiftShader adapter, --enable-unsafe-webgpu),
 // and the time of fine-tuning steps. Prints numbers; asserts nothing.
 //   node tests/page/bench.mjs [IMAGE] [--runs N]
-import { chromium } from 'playwright-core';
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
+import { serveDist, launchChromium } from './serve.mjs';
 
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist');
 const args = process.argv.slice(2);
 const runs = Number(args.includes('--runs') ? args[args.indexOf('--runs') + 1] : 3);
 const image = args.find((a) => !a.startsWith('--') && a !== String(runs))
   || (fs.existsSync('../shared/data/kvasir-seg/images') ? path.join('../shared/data/kvasir-seg/images', fs.readdirSync('../shared/data/kvasir-seg/images').sort()[0]) : null);
 if (!image) { console.error('give an image path'); process.exit(2); }
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm', '.json': 'application/json' };
-const server = http.createServer((req, res) => {
-  const p = path.join(root, decodeURIComponent(new URL(req.url, 'http://x').pathname));
-  if (!p.startsWith(root) || !fs.existsSync(p) || fs.statSync(p).isDirectory()) { res.writeHead(404); res.end(); return; }
-  const body = fs.readFileSync(p);
-  res.writeHead(200, { 'content-type': TYPES[path.extname(p)] || 'application/octet-stream' });
-  res.end(body);
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const origin = `http://127.0.0.1:${server.address().port}`;
+const server = await serveDist();
+const { origin } = server;
 const bytes = [...fs.readFileSync(image)];
 console.log(`image ${image}`);
 
 for (const backend of ['flex', 'webgpu']) {
-  const browser = await chromium.launch({
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update', '--disable-sync',
-      '--no-first-run', '--disable-quic', ...(backend === 'webgpu' ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan'] : [])],
-  });
+  const browser = await launchChromium({ webgpu: backend === 'webgpu' });
+
   const page = await browser.newPage();
   const t0 = Date.now();
   await page.goto(`${origin}/index.html?backend=${backend}`);

@@ -2,15 +2,10 @@
 // Chromium), drops an image, waits for the fine mask, checks the overlay canvas, runs two
 // fine-tuning steps, exports the weights, and checks that no request left the page's origin.
 // Run after scripts/web.sh: `node tests/page/page.test.mjs`.
-import { chromium } from 'playwright-core';
-import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
-
-const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist');
-const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
-  '.json': 'application/json', '.bpk': 'application/octet-stream', '.md': 'text/plain' };
+import { root, serveDist, launchChromium } from './serve.mjs';
 
 function fail(msg) { console.error(`page test FAILED: ${msg}`); process.exit(1); }
 const log = (...a) => console.log('[page]', ...a);
@@ -52,25 +47,11 @@ function syntheticPng(w, h) {
 
 if (!fs.existsSync(path.join(root, 'index.html'))) fail(`${root}/index.html is missing: run scripts/web.sh first`);
 
-const server = http.createServer((req, res) => {
-  const url = new URL(req.url, 'http://x');
-  const file = path.join(root, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
-  if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
-    res.writeHead(404); res.end(); return;
-  }
-  const body = fs.readFileSync(file);
-  res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': body.length });
-  res.end(body);
-});
-await new Promise((r) => server.listen(0, '127.0.0.1', r));
-const origin = `http://127.0.0.1:${server.address().port}`;
+const server = await serveDist();
+const { origin } = server;
 log('serving', root, 'at', origin);
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage'],
-});
+const browser = await launchChromium();
 const context = await browser.newContext({ acceptDownloads: true });
 const requests = [];
 const foreign = [];
