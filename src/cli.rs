@@ -264,6 +264,15 @@ struct BenchArgs {
 }
 
 pub fn main() -> ExitCode {
+    // Burn reads a few things onto `Device::default()`, which is wgpu when wgpu is compiled in
+    // (the optimizer state of a resumed run, for one): that starts a Vulkan instance, slowly and
+    // noisily on a machine without a GPU. Every tensor of ours names its device, so the default
+    // only matters for such loads (moved to the parameters' device on the next step): make it the
+    // CPU. Set here, first thing, while no other thread exists.
+    if std::env::var_os("BURN_DEVICE").is_none() {
+        // SAFETY: single-threaded at this point (nothing has been spawned yet).
+        unsafe { std::env::set_var("BURN_DEVICE", "flex") };
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Info { model, size } => info(&model, size),
@@ -787,15 +796,25 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         args.size,
         args.size
     );
+    // Rows print as each checkpoint is evaluated, so the widths are fixed up front: the longest
+    // path, and the longest network description ("resnet34 w128 single-stage").
+    let ww = args
+        .weights
+        .iter()
+        .map(|w| w.display().to_string().chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(7);
+    let nw = 26;
     println!(
-        "| {:<40} | {:<22} | {:^13} | {:^13} | {:^13} | {:^13} | {:^13} |",
+        "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
         "weights", "network", "Dice", "IoU", "Acc", "Rec", "Spe"
     );
     println!(
         "|{}|{}|{}|",
-        "-".repeat(42),
-        "-".repeat(24),
-        "---------------|".repeat(5).trim_end_matches('|')
+        "-".repeat(ww + 2),
+        "-".repeat(nw + 2),
+        "-----------------|".repeat(5).trim_end_matches('|')
     );
     let mut rows = Vec::new();
     for w in &args.weights {
@@ -806,7 +825,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
             |m: scl::metrics::MeanStd| format!("{:.2} ± {:.2}", m.mean * 100.0, m.std * 100.0);
         let v = summary.values();
         println!(
-            "| {:<40} | {:<22} | {:^13} | {:^13} | {:^13} | {:^13} | {:^13} |",
+            "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
             w.display().to_string(),
             model.config.describe(),
             cell(v[0]),

@@ -444,6 +444,8 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
     let val_stems = dataset.split(&options.val_split, options.val_fraction, options.seed)?;
     let partition = Partition::select(&train_stems, options.label_ratio, options.seed);
     write_json("partition.json", &partition)?;
+    // The validation stems too: for a dataset without split.json they come from the seeded split.
+    write_json("validation.json", &val_stems)?;
     write_json("options.json", options)?;
     let (labeled_pairs, missing) = dataset.select(&partition.labeled);
     let (unlabeled_pairs, missing_u) = dataset.select(&partition.unlabeled);
@@ -677,7 +679,9 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
                     summary.count,
                     t.elapsed().as_secs_f64()
                 );
-                if summary.dice.mean > state.best_dice {
+                // The first validation always writes best.bpk (even at Dice 0), so a finished
+                // run always has one.
+                if state.best_epoch == 0 || summary.dice.mean > state.best_dice {
                     state.best_dice = summary.dice.mean;
                     state.best_epoch = epoch;
                     weights::save_file(&judged, &out.join("best.bpk"), Precision::F32)?;

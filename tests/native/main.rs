@@ -11,5 +11,6 @@ mod metrics;
 mod network;
 mod overfit;
 mod pretrained;
+mod trainer;
 mod upsample;
 mod weights;
