@@ -54,9 +54,9 @@ train_one() {
     if tail -n 3 "$out.log" | grep -q "^done: "; then touch "$out/done"; echo "$run: finished"; else return 1; fi
 }
 
-# JOBS=N trains N runs at once. On this 2-core machine JOBS=5..7 roughly doubled the total
-# throughput: Flex's per-operation threading leaves the cores idle much of the time on tensors
-# this small. Progress then goes only to $RUNS/<run>.log.
+# JOBS=N trains N runs at once. On this 2-core machine 5..7 at once did about 1.3x the work per
+# hour of one at a time: a single Flex run keeps the cores only partly busy on tensors this
+# small. Progress then goes only to $RUNS/<run>.log.
 JOBS="${JOBS:-1}"
 if [ "$JOBS" -le 1 ]; then
     SHOW=cat
