@@ -49,21 +49,20 @@ train_one() {
     mkdir -p "$out"
     if [[ $run == isic-* ]]; then data=("${ISIC_DATA[@]}"); else data=("${KVASIR[@]}"); fi
     # shellcheck disable=SC2086
-    "$SCL" train "${data[@]}" "${SCHEDULE[@]}" ${ARGS[$run]} --out "$out" "${resume[@]}" 2>&1 | tee -a "$out.log" | $SHOW
+    "$SCL" train "${data[@]}" "${SCHEDULE[@]}" ${ARGS[$run]} --out "$out" "${resume[@]}" 2>&1 | tee -a "$out.log" >&3
     # Ctrl-C saves and exits cleanly: only a run that reached its end is done.
     if tail -n 3 "$out.log" | grep -q "^done: "; then touch "$out/done"; echo "$run: finished"; else return 1; fi
 }
 
 # JOBS=N trains N runs at once. On this 2-core machine 5..7 at once did about 1.3x the work per
 # hour of one at a time: a single Flex run keeps the cores only partly busy on tensors this
-# small. Progress then goes only to $RUNS/<run>.log.
+# small. Progress goes to $RUNS/<run>.log, and to the terminal (fd 3) only when JOBS=1.
 JOBS="${JOBS:-1}"
 if [ "$JOBS" -le 1 ]; then
-    SHOW=cat
+    exec 3>&1
     for run in "${ORDER[@]}"; do train_one "$run" || exit 1; done
 else
-    SHOW=silent
-    silent() { cat >/dev/null; }
+    exec 3>/dev/null
     for run in "${ORDER[@]}"; do
         while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
         train_one "$run" &

@@ -39,6 +39,13 @@ def bootstrap(diffs, n=10000, seed=0):
     return means[int(0.025 * n)], means[int(0.975 * n) - 1]
 
 
+def pair_row(label, seed, diffs):
+    lo, hi = bootstrap(diffs)
+    better = sum(d > 0 for d in diffs)
+    print(f"| {label} | {seed} | {len(diffs)} | {sum(diffs) / len(diffs):+.2f} | "
+          f"[{lo:+.2f}, {hi:+.2f}] | {better}/{len(diffs)} |")
+
+
 def main(argv):
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
@@ -59,25 +66,24 @@ def main(argv):
         return 1
 
     runs = {}
+    by_method = defaultdict(dict)
     print("| run | images | Dice | IoU | Acc | Rec | Spe |")
     print("|---|---|" + "---|" * len(METRICS))
     for row in rows:
         name = run_name(row["weights"])
         s = row["summary"]
         runs[name] = {stem: scores for stem, scores in row["images"]}
+        method, seed = split_seed(name)
+        by_method[method][seed] = 100 * s["dice"]["mean"]
         cells = [f"{100 * s[m]['mean']:.2f} ± {100 * s[m]['std']:.2f}" for m in METRICS]
         print(f"| {name} | {s['count']} | " + " | ".join(cells) + " |")
 
-    by_method = defaultdict(dict)
-    for name, images in runs.items():
-        method, seed = split_seed(name)
-        by_method[method][seed] = 100 * sum(v["dice"] for v in images.values()) / len(images)
     print("\n| method | seeds | mean Dice over seeds | per seed |")
     print("|---|---|---|---|")
     for method, seeds in by_method.items():
-        vals = [seeds[k] for k in sorted(seeds, key=lambda x: x or 0)]
-        per = ", ".join(f"s{k}: {seeds[k]:.2f}" if k else f"{seeds[k]:.2f}" for k in sorted(seeds, key=lambda x: x or 0))
-        print(f"| {method} | {len(vals)} | {sum(vals) / len(vals):.2f} | {per} |")
+        order = sorted(seeds, key=lambda k: k or 0)
+        per = ", ".join(f"s{k}: {seeds[k]:.2f}" if k else f"{seeds[k]:.2f}" for k in order)
+        print(f"| {method} | {len(order)} | {sum(seeds.values()) / len(order):.2f} | {per} |")
 
     if pairs:
         print("\n| A − B (Dice, paired per image) | seed | images | mean difference | 95% bootstrap | A better on |")
@@ -94,15 +100,9 @@ def main(argv):
             if not diffs:
                 continue
             pooled.extend(diffs)
-            lo, hi = bootstrap(diffs)
-            better = sum(d > 0 for d in diffs)
-            print(f"| {a} − {b} | {seed} | {len(diffs)} | {sum(diffs) / len(diffs):+.2f} | "
-                  f"[{lo:+.2f}, {hi:+.2f}] | {better}/{len(diffs)} |")
+            pair_row(f"{a} − {b}", seed, diffs)
         if pooled:
-            lo, hi = bootstrap(pooled)
-            better = sum(d > 0 for d in pooled)
-            print(f"| {a} − {b} | pooled | {len(pooled)} | {sum(pooled) / len(pooled):+.2f} | "
-                  f"[{lo:+.2f}, {hi:+.2f}] | {better}/{len(pooled)} |")
+            pair_row(f"{a} − {b}", "pooled", pooled)
         else:
             print(f"(no runs of {a} and {b} with matching seeds)", file=sys.stderr)
     return 0

@@ -1,5 +1,8 @@
+use std::path::{Path, PathBuf};
+
 use burn::module::{ModuleMapper, Param};
 use burn::prelude::*;
+use image::{GrayImage, Luma, Rgb, RgbImage};
 use scl::{ModelConfig, Scl};
 
 pub fn dev() -> Device {
@@ -96,4 +99,33 @@ pub fn assert_close(actual: f64, expected: f64, tol: f64, what: &str) {
         (actual - expected).abs() <= tol,
         "{what}: got {actual}, expected {expected} (tolerance {tol})"
     );
+}
+
+/// An empty dataset folder (`images/`, `masks/`) under the temp dir, unique to this process.
+pub fn dataset_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("scl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("images")).unwrap();
+    std::fs::create_dir_all(d.join("masks")).unwrap();
+    d
+}
+
+/// A `w x h` image of a red disc of radius `r` centred at (`cx`, `cy`) on blue, and its mask.
+pub fn disc_at(w: u32, h: u32, cx: f32, cy: f32, r: f32) -> (RgbImage, GrayImage) {
+    let inside = |x: u32, y: u32| (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < r * r;
+    (
+        RgbImage::from_fn(w, h, |x, y| {
+            if inside(x, y) {
+                Rgb([255, 0, 0])
+            } else {
+                Rgb([0, 0, 200])
+            }
+        }),
+        GrayImage::from_fn(w, h, |x, y| Luma([if inside(x, y) { 255 } else { 0 }])),
+    )
+}
+
+/// A JSON file read into `T`.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }

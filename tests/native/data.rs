@@ -1,40 +1,20 @@
 //! Folder datasets, splits, partitions and augmentation on small generated files.
 
-use std::path::PathBuf;
-
-use image::{GrayImage, Luma, Rgb, RgbImage};
+use image::{GrayImage, Rgb, RgbImage};
 use scl::augment::{Augment, augment};
 use scl::data::{Dataset, Partition, load_pair};
 use scl::rng::Rng;
 
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scl-data-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("images")).unwrap();
-    std::fs::create_dir_all(d.join("masks")).unwrap();
-    d
-}
+use crate::common::{dataset_dir, disc_at};
 
+/// A disc centred in a `w x h` image, radius a quarter of the shorter side.
 fn disc(w: u32, h: u32) -> (RgbImage, GrayImage) {
-    let inside = |x: u32, y: u32| {
-        (x as f32 - w as f32 / 2.0).powi(2) + (y as f32 - h as f32 / 2.0).powi(2)
-            < (w.min(h) as f32 / 4.0).powi(2)
-    };
-    (
-        RgbImage::from_fn(w, h, |x, y| {
-            if inside(x, y) {
-                Rgb([255, 0, 0])
-            } else {
-                Rgb([0, 0, 200])
-            }
-        }),
-        GrayImage::from_fn(w, h, |x, y| Luma([if inside(x, y) { 255 } else { 0 }])),
-    )
+    disc_at(w, h, w as f32 / 2.0, h as f32 / 2.0, w.min(h) as f32 / 4.0)
 }
 
 #[test]
 fn mask_patterns_and_bad_pairs() {
-    let d = tmp("patterns");
+    let d = dataset_dir("data-patterns");
     let (img, mask) = disc(40, 30);
     for (i, m) in [
         ("a.png", "a.png"),
@@ -77,7 +57,7 @@ fn mask_patterns_and_bad_pairs() {
 
 #[test]
 fn splits_and_partitions_are_seeded_and_disjoint() {
-    let d = tmp("splits");
+    let d = dataset_dir("data-splits");
     let (img, mask) = disc(8, 8);
     for i in 0..10 {
         img.save(d.join(format!("images/{i}.png"))).unwrap();

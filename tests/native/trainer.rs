@@ -2,45 +2,27 @@
 //! (labeled / unlabeled / validation disjoint and complete), a bad pair skipped, and resume.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
-use image::{GrayImage, Luma, Rgb, RgbImage};
 use scl::ModelConfig;
+use scl::data::Partition;
 use scl::trainer::{Method, RunState, TrainOptions, run};
 
-/// A 64x64 image of a red disc at (cx, cy) on blue, and its mask.
-fn disc(cx: f32, cy: f32) -> (RgbImage, GrayImage) {
-    let inside = |x: u32, y: u32| (x as f32 - cx).powi(2) + (y as f32 - cy).powi(2) < 144.0;
-    (
-        RgbImage::from_fn(64, 64, |x, y| {
-            if inside(x, y) {
-                Rgb([220, 40, 30])
-            } else {
-                Rgb([30, 60, 200])
-            }
-        }),
-        GrayImage::from_fn(64, 64, |x, y| Luma([if inside(x, y) { 255 } else { 0 }])),
-    )
-}
+use crate::common::{dataset_dir, disc_at, read_json};
 
-fn dataset() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("scl-trainer-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("images")).unwrap();
-    std::fs::create_dir_all(d.join("masks")).unwrap();
+fn dataset() -> std::path::PathBuf {
+    let d = dataset_dir("trainer");
     for i in 0..11 {
-        let (img, mask) = disc(16.0 + 3.0 * i as f32, 20.0 + 2.0 * i as f32);
+        let (img, mask) = disc_at(64, 64, 16.0 + 3.0 * i as f32, 20.0 + 2.0 * i as f32, 12.0);
         img.save(d.join(format!("images/p{i:02}.png"))).unwrap();
         mask.save(d.join(format!("masks/p{i:02}.png"))).unwrap();
     }
     // A twelfth pair whose image cannot be decoded: reported and skipped wherever it lands.
     std::fs::write(d.join("images/p11.png"), b"not an image").unwrap();
-    disc(32.0, 32.0).1.save(d.join("masks/p11.png")).unwrap();
+    disc_at(64, 64, 32.0, 32.0, 12.0)
+        .1
+        .save(d.join("masks/p11.png"))
+        .unwrap();
     d
-}
-
-fn stems(path: PathBuf) -> Vec<String> {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]
@@ -84,43 +66,37 @@ fn train_writes_the_run_and_resumes() {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     // 12 stems: round(0.3 * 12) = 4 validation, the other 8 split round(0.5 * 8) = 4 labeled.
-    let p: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("partition.json")).unwrap())
-            .unwrap();
-    let list = |k: &str| -> Vec<String> { serde_json::from_value(p[k].clone()).unwrap() };
-    let (labeled, unlabeled) = (list("labeled"), list("unlabeled"));
-    let val = stems(out.join("validation.json"));
+    let Partition { labeled, unlabeled } = read_json(&out.join("partition.json"));
+    let val: Vec<String> = read_json(&out.join("validation.json"));
     assert_eq!((labeled.len(), unlabeled.len(), val.len()), (4, 4, 4));
     let all: BTreeSet<&String> = labeled.iter().chain(&unlabeled).chain(&val).collect();
     assert_eq!(all.len(), 12, "the three lists overlap");
     let expected: BTreeSet<String> = (0..12).map(|i| format!("p{i:02}")).collect();
     assert_eq!(all.into_iter().cloned().collect::<BTreeSet<_>>(), expected);
 
-    let state: RunState =
-        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    let state: RunState = read_json(&out.join("state.json"));
     assert_eq!(state.iteration, 2);
     assert_eq!(state.epochs.len(), 2);
     assert!(state.epochs.iter().all(|e| e.val.is_some()));
     assert!(state.best_epoch >= 1);
-    let rows = |o: &PathBuf| {
-        std::fs::read_to_string(o.join("log.csv"))
+    let rows = || {
+        std::fs::read_to_string(out.join("log.csv"))
             .unwrap()
             .lines()
             .count()
     };
-    assert_eq!(rows(&out), 1 + 2);
+    assert_eq!(rows(), 1 + 2);
     let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
     assert!(best.config.two_stage);
 
     // Resume to a third epoch: the same folder continues at iteration 2 and appends to the log.
     options.epochs = 3;
     run(&options, &out, &device, true).unwrap();
-    let state: RunState =
-        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    let state: RunState = read_json(&out.join("state.json"));
     assert_eq!(state.iteration, 3);
     assert_eq!(state.epochs.len(), 3);
-    assert_eq!(rows(&out), 1 + 3);
+    assert_eq!(rows(), 1 + 3);
     // The partition of a resumed run is the same one (it is a function of the seed).
-    assert_eq!(stems(out.join("validation.json")), val);
+    assert_eq!(read_json::<Vec<String>>(&out.join("validation.json")), val);
     let _ = std::fs::remove_dir_all(&data);
 }
