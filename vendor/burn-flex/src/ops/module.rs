@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_backward, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -73,6 +73,96 @@ impl ModuleOps<Flex> for Flex {
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
             dtype => panic!("conv2d: unsupported dtype {:?}", dtype),
         }
+    }
+
+    // [scl patch] Weight and input gradients of conv2d (see `ops/conv_backward.rs`); the
+    // defaults of `burn-backend` are a thin-gemm forward convolution and a per-group loop.
+    fn conv2d_weight_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        let w_shape = weight.shape();
+        let f32_grad = |x, g| conv_backward::conv2d_weight_grad_f32(x, g, &w_shape, &options);
+        match x.dtype() {
+            DType::F32 => f32_grad(x, output_grad),
+            DType::F64 => cast_from_f32(
+                f32_grad(
+                    cast_to_f32(x, |v: f64| v as f32),
+                    cast_to_f32(output_grad, |v: f64| v as f32),
+                ),
+                |v: f32| v as f64,
+            ),
+            DType::F16 => cast_from_f32(
+                f32_grad(
+                    cast_to_f32::<burn_std::f16>(x, f32::from),
+                    cast_to_f32::<burn_std::f16>(output_grad, f32::from),
+                ),
+                burn_std::f16::from_f32,
+            ),
+            DType::BF16 => cast_from_f32(
+                f32_grad(
+                    cast_to_f32::<burn_std::bf16>(x, f32::from),
+                    cast_to_f32::<burn_std::bf16>(output_grad, f32::from),
+                ),
+                burn_std::bf16::from_f32,
+            ),
+            dtype => panic!("conv2d_weight_backward: unsupported dtype {:?}", dtype),
+        }
+    }
+
+    fn conv2d_x_backward(
+        x: FloatTensor<Flex>,
+        weight: FloatTensor<Flex>,
+        output_grad: FloatTensor<Flex>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Flex> {
+        let x_shape = x.shape();
+        if x.dtype() == DType::F32
+            && conv_backward::is_depthwise(&x_shape, &weight.shape(), &options)
+        {
+            return conv_backward::depthwise_x_grad_f32(&x_shape, weight, output_grad, &options);
+        }
+        // burn-backend's default: a transposed convolution (on the explicitly padded input
+        // when the padding is asymmetric, cropped back).
+        let (xp, sym) = pad_asymmetric_conv_input::<Flex, 2>(x, options.clone());
+        let [_, _, h, w] = xp.shape().dims();
+        let [_, _, oh, ow] = output_grad.shape().dims();
+        let [_, _, kh, kw] = weight.shape().dims();
+        let pad = sym.padding_begin();
+        let out_pad = |i: usize, k, size_in, size_out| {
+            burn_backend::ops::conv::calculate_padding_out(
+                k,
+                sym.stride[i],
+                pad[i],
+                sym.dilation[i],
+                size_in,
+                size_out,
+            )
+        };
+        let grad = Self::conv_transpose2d(
+            output_grad,
+            weight,
+            None,
+            ConvTransposeOptions::new(
+                sym.stride,
+                pad,
+                [out_pad(0, kh, h, oh), out_pad(1, kw, w, ow)],
+                sym.dilation,
+                sym.groups,
+            ),
+        );
+        if !options.is_asymmetric() {
+            return grad;
+        }
+        let ranges: alloc::vec::Vec<burn_std::Slice> = (0..4)
+            .map(|d| {
+                let begin = if d >= 2 { options.padding[d - 2].0 } else { 0 };
+                burn_std::Slice::from(begin..begin + x_shape[d])
+            })
+            .collect();
+        Self::float_slice(grad, &ranges)
     }
 
     fn deform_conv2d(
