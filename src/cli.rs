@@ -9,12 +9,11 @@ use clap::{Args, Parser, Subcommand};
 use image::DynamicImage;
 
 use scl::backend::{self, Backend};
-use scl::config::{EncoderDepth, Fusion, ModelConfig, PRESETS};
+use scl::config::{EncoderKind, Fusion, ModelConfig, PRESETS};
 use scl::flops::Macs;
 use scl::imageio;
 use scl::model::{Scl, trainable_params};
 use scl::train::{self, Batch};
-use scl::trainer;
 use scl::{Error, weights};
 
 #[derive(Parser)]
@@ -76,11 +75,22 @@ struct TrainArgs {
     /// Run folder: checkpoints, logs and the labeled/unlabeled stem lists go here.
     #[arg(long, short)]
     out: PathBuf,
-    /// scl | scl-add | scl-concat | supervised | two-stage | mean-teacher.
+    /// scl | scl-add | scl-concat | scl-oracle | supervised | two-stage | mean-teacher.
     #[arg(long, default_value = "scl")]
     method: String,
     #[command(flatten)]
     model: ModelArgs,
+    /// ImageNet weights for the encoder (torchvision names; .safetensors or .pth), e.g.
+    /// ../shared/weights/mobilenetv2-imagenet-features.safetensors with --preset mnv2.
+    #[arg(long)]
+    pretrained: Option<PathBuf>,
+    /// Weight of the inpainting loss, lambda_inp (SPEC.md: 1).
+    #[arg(long, default_value_t = 1.0)]
+    inp_weight: f64,
+    /// Unlabeled images scored (against their hidden masks) at each validation for the
+    /// diagnostics; 0 turns them off.
+    #[arg(long, default_value_t = 100)]
+    diagnostic_images: usize,
     /// Fraction of the training split used with labels (SPEC.md: 0.2).
     #[arg(long, default_value_t = 0.2)]
     label_ratio: f64,
@@ -162,12 +172,12 @@ struct EvalArgs {
 
 #[derive(Args, Clone)]
 struct ModelArgs {
-    /// Preset: paper (ResNet-34, width 64, GFF), r34-w32, r18-w16, r18-w8.
+    /// Preset: paper (ResNet-34, width 64, GFF), r34-w32, r18-w16, r18-w8, mnv2, mnv2-lite.
     #[arg(long, default_value = "paper")]
     preset: String,
-    /// Override the encoder depth (resnet18 | resnet34).
-    #[arg(long)]
-    depth: Option<String>,
+    /// Override the encoder (resnet18 | resnet34 | mobilenetv2).
+    #[arg(long, alias = "depth")]
+    encoder: Option<String>,
     /// Override the base width (multiple of 8).
     #[arg(long)]
     width: Option<usize>,
@@ -179,16 +189,8 @@ struct ModelArgs {
 impl ModelArgs {
     fn config(&self) -> Result<ModelConfig, Error> {
         let mut cfg = ModelConfig::preset(&self.preset)?;
-        if let Some(d) = &self.depth {
-            cfg.depth = match d.as_str() {
-                "resnet18" | "r18" => EncoderDepth::ResNet18,
-                "resnet34" | "r34" => EncoderDepth::ResNet34,
-                other => {
-                    return Err(Error::Config(format!(
-                        "unknown depth '{other}' (resnet18 | resnet34)"
-                    )));
-                }
-            };
+        if let Some(e) = &self.encoder {
+            cfg.encoder = EncoderKind::parse(e)?;
         }
         if let Some(w) = self.width {
             cfg.width = w;
@@ -316,8 +318,8 @@ fn info(args: &ModelArgs, size: usize) -> Result<(), Error> {
         PRESETS.join(", ")
     );
     println!(
-        "  depth {}  width {}  fusion {}  dropout {}",
-        cfg.depth.name(),
+        "  encoder {}  width {}  fusion {}  dropout {}",
+        cfg.encoder.name(),
         cfg.width,
         cfg.fusion.name(),
         cfg.dropout
@@ -626,15 +628,15 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
             &ad,
         )
     };
-    let batch = Batch {
-        labeled: (args.labeled > 0).then(|| {
+    let batch = Batch::new(
+        (args.labeled > 0).then(|| {
             (
                 rand(args.labeled, 3),
                 rand(args.labeled, 1).greater_elem(0.7).float(),
             )
         }),
-        unlabeled: (args.unlabeled > 0).then(|| rand(args.unlabeled, 3)),
-    };
+        (args.unlabeled > 0).then(|| rand(args.unlabeled, 3)),
+    );
     let mut times = Vec::new();
     for i in 0..=args.iters {
         let t = Instant::now();
@@ -669,14 +671,15 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
 }
 
 fn train_cmd(args: &TrainArgs) -> Result<(), Error> {
-    let options = trainer::TrainOptions {
+    let options = train::TrainOptions {
         data: args.data.clone(),
         train_split: args.train_split.clone(),
         val_split: args.val_split.clone(),
         val_fraction: args.val_fraction,
         label_ratio: args.label_ratio,
-        method: trainer::Method::parse(&args.method)?,
+        method: train::Method::parse(&args.method)?,
         config: args.model.config()?,
+        pretrained: args.pretrained.clone(),
         seed: args.seed,
         epochs: args.epochs,
         iters_per_epoch: args.iters_per_epoch,
@@ -685,20 +688,24 @@ fn train_cmd(args: &TrainArgs) -> Result<(), Error> {
         size: args.size,
         crop: args.crop,
         val_every: args.val_every,
-        ema: args.ema,
-        consistency: args.consistency,
-        rampup: args.rampup,
-        teacher_noise: args.teacher_noise,
+        inp_weight: args.inp_weight,
+        mean_teacher: train::MeanTeacherOptions {
+            ema: args.ema,
+            consistency: args.consistency,
+            rampup: args.rampup,
+            teacher_noise: args.teacher_noise,
+        },
+        diagnostic_images: args.diagnostic_images,
     };
     let device = backend::init(Backend::parse(&args.device)?)?;
     ctrlc::set_handler(|| {
-        if trainer::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        if train::STOP.swap(true, std::sync::atomic::Ordering::SeqCst) {
             std::process::exit(130);
         }
         eprintln!("\nstopping after this iteration (Ctrl-C again to quit at once)");
     })
     .map_err(|e| Error::Config(format!("cannot install the Ctrl-C handler: {e}")))?;
-    trainer::run(&options, &args.out, &device, args.resume)
+    train::run(&options, &args.out, &device, args.resume)
 }
 
 #[derive(serde::Serialize)]
@@ -706,7 +713,10 @@ struct EvalRow {
     weights: String,
     config: String,
     summary: scl::metrics::Summary,
+    /// The stage-1 mask's scores (the prediction itself for a single-stage network).
+    coarse: scl::metrics::Summary,
     images: Vec<(String, scl::metrics::Scores)>,
+    coarse_images: Vec<(String, scl::metrics::Scores)>,
 }
 
 fn compare_backends(weights_path: Option<&Path>, size: usize) -> Result<(), Error> {
@@ -787,7 +797,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
     for m in &missing {
         eprintln!("skipped: {m}: listed in the split but not found");
     }
-    let val = trainer::ValSet::load(&pairs, args.size);
+    let val = train::ValSet::load(&pairs, args.size);
     println!(
         "{} split of {}: {} images at {}x{} (mean +- std over images, %)",
         args.split,
@@ -797,7 +807,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         args.size
     );
     // Rows print as each checkpoint is evaluated, so the widths are fixed up front: the longest
-    // path, and the longest network description ("resnet34 w128 single-stage").
+    // path, and the longest network description ("mobilenetv2 e5:1024 dec:.../... concat").
     let ww = args
         .weights
         .iter()
@@ -805,40 +815,44 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         .max()
         .unwrap_or(0)
         .max(7);
-    let nw = 26;
+    let nw = 44;
     println!(
-        "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
-        "weights", "network", "Dice", "IoU", "Acc", "Rec", "Spe"
+        "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
+        "weights", "network", "Dice", "IoU", "Acc", "Rec", "Spe", "coarse Dice"
     );
     println!(
         "|{}|{}|{}|",
         "-".repeat(ww + 2),
         "-".repeat(nw + 2),
-        "-----------------|".repeat(5).trim_end_matches('|')
+        "-----------------|".repeat(6).trim_end_matches('|')
     );
     let mut rows = Vec::new();
     for w in &args.weights {
         let model = weights::load_file(w, &device)?.valid();
-        let scores = trainer::evaluate(&model, &val, &device)?;
-        let summary = scl::metrics::Summary::of(&scores);
+        let ev = train::evaluate(&model, &val, &device)?;
+        let summary = scl::metrics::Summary::of(&ev.fine);
+        let coarse = scl::metrics::Summary::of(&ev.coarse);
         let cell =
             |m: scl::metrics::MeanStd| format!("{:.2} ± {:.2}", m.mean * 100.0, m.std * 100.0);
         let v = summary.values();
         println!(
-            "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
+            "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
             w.display().to_string(),
             model.config.describe(),
             cell(v[0]),
             cell(v[1]),
             cell(v[2]),
             cell(v[3]),
-            cell(v[4])
+            cell(v[4]),
+            cell(coarse.dice)
         );
         rows.push(EvalRow {
             weights: w.display().to_string(),
             config: model.config.describe(),
             summary,
-            images: val.stems.iter().cloned().zip(scores).collect(),
+            coarse,
+            images: val.stems.iter().cloned().zip(ev.fine).collect(),
+            coarse_images: val.stems.iter().cloned().zip(ev.coarse).collect(),
         });
     }
     if let Some(path) = &args.json {

@@ -2,29 +2,54 @@
 
 use burn::prelude::*;
 
-/// Depth of the ResNet encoder (torchvision's BasicBlock ResNets).
+/// The shared encoder's architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum EncoderDepth {
+pub enum EncoderKind {
     /// ResNet-18: 2, 2, 2, 2 basic blocks.
     ResNet18,
     /// ResNet-34: 3, 4, 6, 3 basic blocks (the paper's encoder).
     ResNet34,
+    /// MobileNetV2 (width 1.0), the ImageNet-initialised light encoder (SPEC.md extension;
+    /// `width` does not apply to it).
+    MobileNetV2,
 }
 
-impl EncoderDepth {
-    /// Number of basic blocks in layer1..layer4.
+impl EncoderKind {
+    /// All kinds, as the CLI lists them.
+    pub const ALL: [EncoderKind; 3] = [
+        EncoderKind::ResNet18,
+        EncoderKind::ResNet34,
+        EncoderKind::MobileNetV2,
+    ];
+
+    /// Number of basic blocks in layer1..layer4 of a ResNet (empty for other encoders).
     pub fn blocks(self) -> [usize; 4] {
         match self {
-            EncoderDepth::ResNet18 => [2, 2, 2, 2],
-            EncoderDepth::ResNet34 => [3, 4, 6, 3],
+            EncoderKind::ResNet18 => [2, 2, 2, 2],
+            EncoderKind::ResNet34 => [3, 4, 6, 3],
+            EncoderKind::MobileNetV2 => [0; 4],
         }
     }
 
     /// Lower-case name, as the CLI spells it.
     pub fn name(self) -> &'static str {
         match self {
-            EncoderDepth::ResNet18 => "resnet18",
-            EncoderDepth::ResNet34 => "resnet34",
+            EncoderKind::ResNet18 => "resnet18",
+            EncoderKind::ResNet34 => "resnet34",
+            EncoderKind::MobileNetV2 => "mobilenetv2",
+        }
+    }
+
+    /// Parses a CLI name (`resnet18`/`r18`, `resnet34`/`r34`, `mobilenetv2`/`mnv2`).
+    pub fn parse(name: &str) -> Result<Self, crate::Error> {
+        match name.to_ascii_lowercase().as_str() {
+            "resnet18" | "r18" => Ok(EncoderKind::ResNet18),
+            "resnet34" | "r34" => Ok(EncoderKind::ResNet34),
+            "mobilenetv2" | "mnv2" | "mbv2" => Ok(EncoderKind::MobileNetV2),
+            other => Err(crate::Error::Config(format!(
+                "unknown encoder '{other}' (one of: {})",
+                EncoderKind::ALL.map(|k| k.name()).join(", ")
+            ))),
         }
     }
 }
@@ -60,10 +85,10 @@ impl Fusion {
 /// `w` must be a positive multiple of 8 so that every `C/4` reduction is whole.
 #[derive(Config, Debug, PartialEq)]
 pub struct ModelConfig {
-    /// Encoder depth.
-    #[config(default = "EncoderDepth::ResNet34")]
-    pub depth: EncoderDepth,
-    /// Base width `w` (64 in the paper).
+    /// Encoder architecture.
+    #[config(default = "EncoderKind::ResNet34")]
+    pub encoder: EncoderKind,
+    /// Base width `w` of a ResNet encoder (64 in the paper).
     #[config(default = 64)]
     pub width: usize,
     /// Fusion of the two encoder passes.
@@ -76,10 +101,16 @@ pub struct ModelConfig {
     /// encoder + segmentation decoder with the same blocks and side heads (false).
     #[config(default = true)]
     pub two_stage: bool,
+    /// Channels of e5 after a 1x1 Conv-BN-ReLU adapter on the encoder's last tap; `None`: no
+    /// adapter (MobileNetV2 only; GFF5 and D5 grow with the square of e5's channels).
+    pub e5_channels: Option<usize>,
+    /// Output channels of the decoder blocks D5..D1; `None`: SPEC.md's rule, the encoder's
+    /// e5..e1 channels.
+    pub decoder_channels: Option<[usize; 5]>,
 }
 
 /// Names of the built-in presets, in the order the CLI lists them.
-pub const PRESETS: [&str; 4] = ["paper", "r34-w32", "r18-w16", "r18-w8"];
+pub const PRESETS: [&str; 6] = ["paper", "r34-w32", "r18-w16", "r18-w8", "mnv2", "mnv2-lite"];
 
 impl ModelConfig {
     /// A named preset:
@@ -87,16 +118,27 @@ impl ModelConfig {
     /// - `r34-w32`: ResNet-34, width 32 (12.3 M).
     /// - `r18-w16`: ResNet-18, width 16 (2.44 M).
     /// - `r18-w8`: ResNet-18, width 8 (0.61 M), for quick in-browser experiments.
+    /// - `mnv2`: MobileNetV2 (ImageNet) taps, e5 reduced to 128 channels, decoders
+    ///   96/32/24/16/16 as `../shared/bench/train_ref.py --arch mbv2`.
+    /// - `mnv2-lite`: the same encoder, e5 reduced to 64 channels, decoders 64/24/16/16/16.
     pub fn preset(name: &str) -> Result<Self, crate::Error> {
         let cfg = match name {
             "paper" => ModelConfig::new(),
             "r34-w32" => ModelConfig::new().with_width(32),
             "r18-w16" => ModelConfig::new()
-                .with_depth(EncoderDepth::ResNet18)
+                .with_encoder(EncoderKind::ResNet18)
                 .with_width(16),
             "r18-w8" => ModelConfig::new()
-                .with_depth(EncoderDepth::ResNet18)
+                .with_encoder(EncoderKind::ResNet18)
                 .with_width(8),
+            "mnv2" => ModelConfig::new()
+                .with_encoder(EncoderKind::MobileNetV2)
+                .with_e5_channels(Some(128))
+                .with_decoder_channels(Some([96, 32, 24, 16, 16])),
+            "mnv2-lite" => ModelConfig::new()
+                .with_encoder(EncoderKind::MobileNetV2)
+                .with_e5_channels(Some(64))
+                .with_decoder_channels(Some([64, 24, 16, 16, 16])),
             other => {
                 return Err(crate::Error::Config(format!(
                     "unknown preset '{other}'; known presets: {}",
@@ -109,31 +151,78 @@ impl ModelConfig {
 
     /// Checks that the configuration describes a buildable network.
     pub fn validate(&self) -> Result<(), crate::Error> {
-        if self.width == 0 || !self.width.is_multiple_of(8) {
-            return Err(crate::Error::Config(format!(
+        let bad = |m: String| Err(crate::Error::Config(m));
+        if self.encoder != EncoderKind::MobileNetV2
+            && (self.width == 0 || !self.width.is_multiple_of(8))
+        {
+            return bad(format!(
                 "width must be a positive multiple of 8, got {}",
                 self.width
-            )));
+            ));
         }
         if self.width > 512 {
-            return Err(crate::Error::Config(format!(
+            return bad(format!(
                 "width {} is larger than this tool supports (512)",
                 self.width
-            )));
+            ));
         }
         if !(0.0..1.0).contains(&self.dropout) {
-            return Err(crate::Error::Config(format!(
-                "dropout must be in [0, 1), got {}",
-                self.dropout
-            )));
+            return bad(format!("dropout must be in [0, 1), got {}", self.dropout));
+        }
+        if let Some(c) = self.e5_channels
+            && (self.encoder != EncoderKind::MobileNetV2 || c == 0 || c > 1024)
+        {
+            return bad(format!(
+                "an e5 adapter ({c} channels) needs the mobilenetv2 encoder and 1..=1024 channels"
+            ));
+        }
+        if let Some(d) = self.decoder_channels
+            && d.iter().any(|&c| c < 8 || !c.is_multiple_of(4) || c > 2048)
+        {
+            return bad(format!(
+                "decoder channels must be multiples of 4 in 8..=2048, got {d:?}"
+            ));
+        }
+        let [c1, c2, c3, c4, c5] = self.encoder_channels();
+        let d = self.decoder_channels();
+        let ins = [c5, d[0] + c4, d[1] + c3, d[2] + c2, d[3] + c1];
+        if let Some(i) = ins.iter().position(|c| !c.is_multiple_of(4)) {
+            return bad(format!(
+                "decoder block D{} would read {} channels, not a multiple of 4",
+                5 - i,
+                ins[i]
+            ));
         }
         Ok(())
     }
 
-    /// Channels of the encoder levels e1..e5.
+    /// Channels of the encoder levels e1..e5 as the fusion modules and decoders see them.
     pub fn encoder_channels(&self) -> [usize; 5] {
         let w = self.width;
-        [w, w, 2 * w, 4 * w, 8 * w]
+        match self.encoder {
+            EncoderKind::ResNet18 | EncoderKind::ResNet34 => [w, w, 2 * w, 4 * w, 8 * w],
+            EncoderKind::MobileNetV2 => {
+                let mut c = crate::model::mobilenet::TAP_CHANNELS;
+                if let Some(e5) = self.e5_channels {
+                    c[4] = e5;
+                }
+                c
+            }
+        }
+    }
+
+    /// Output channels of the decoder blocks D5..D1.
+    pub fn decoder_channels(&self) -> [usize; 5] {
+        self.decoder_channels.unwrap_or_else(|| {
+            let [c1, c2, c3, c4, c5] = self.encoder_channels();
+            [c5, c4, c3, c2, c1]
+        })
+    }
+
+    /// Whether the encoder normalises its input with ImageNet statistics (see
+    /// [`crate::model::mobilenet`]).
+    pub fn imagenet_normalised(&self) -> bool {
+        self.encoder == EncoderKind::MobileNetV2
     }
 
     /// A short human-readable description, e.g. `resnet34 w64 gff`.
@@ -143,6 +232,16 @@ impl ModelConfig {
         } else {
             "single-stage"
         };
-        format!("{} w{} {kind}", self.depth.name(), self.width)
+        match self.encoder {
+            EncoderKind::MobileNetV2 => {
+                let e5 = self.encoder_channels()[4];
+                let d = self.decoder_channels();
+                format!(
+                    "mobilenetv2 e5:{e5} dec:{} {kind}",
+                    d.map(|c| c.to_string()).join("/")
+                )
+            }
+            e => format!("{} w{} {kind}", e.name(), self.width),
+        }
     }
 }

@@ -3,11 +3,68 @@
 //! Only convolutions are counted (batch norm, activations, pooling and interpolation are a few
 //! percent at most), as is usual for the figures papers quote.
 
-use crate::config::{Fusion, ModelConfig};
+use crate::config::{EncoderKind, Fusion, ModelConfig};
 use serde::Serialize;
 
 fn conv(h: usize, w: usize, cin: usize, cout: usize, k: usize) -> u64 {
     (h * w * cin * cout * k * k) as u64
+}
+
+/// One ResNet encoder pass (stem, layer1..layer4 with their projections).
+fn resnet(config: &ModelConfig, h: usize, w: usize) -> u64 {
+    let [c1, c2, c3, c4, c5] = config.encoder_channels();
+    let at = |k: u32| (h >> k, w >> k);
+    let (h1, w1) = at(1);
+    let mut encoder = conv(h1, w1, 3, c1, 7);
+    let widths = [c2, c3, c4, c5];
+    let mut in_ch = c1;
+    for (stage, (&n, &out)) in config.encoder.blocks().iter().zip(&widths).enumerate() {
+        let (hs, ws) = at(stage as u32 + 2);
+        for b in 0..n {
+            let cin = if b == 0 { in_ch } else { out };
+            encoder += conv(hs, ws, cin, out, 3) + conv(hs, ws, out, out, 3);
+            if b == 0 && (stage > 0 || cin != out) {
+                encoder += conv(hs, ws, cin, out, 1);
+            }
+        }
+        in_ch = out;
+    }
+    encoder
+}
+
+/// One MobileNetV2 pass (`features.0..17`, depthwise convolutions counted per channel) and the
+/// optional e5 adapter to `e5` channels.
+fn mobilenet_v2(e5: usize, h: usize, w: usize) -> u64 {
+    const SETTINGS: [(usize, usize, usize, usize); 7] = [
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ];
+    let (mut hs, mut ws) = (h / 2, w / 2);
+    let mut macs = conv(hs, ws, 3, 32, 3);
+    let mut cin = 32;
+    for (t, c, n, s) in SETTINGS {
+        for i in 0..n {
+            let hidden = cin * t;
+            if t != 1 {
+                macs += conv(hs, ws, cin, hidden, 1);
+            }
+            if i == 0 && s == 2 {
+                hs /= 2;
+                ws /= 2;
+            }
+            macs += (hs * ws * hidden * 9) as u64 + conv(hs, ws, hidden, c, 1);
+            cin = c;
+        }
+    }
+    if e5 != 320 {
+        macs += conv(hs, ws, 320, e5, 1);
+    }
+    macs
 }
 
 /// MACs of the network's parts for one image of `h x w` (multiples of 32).
@@ -28,22 +85,10 @@ impl Macs {
     pub fn of(config: &ModelConfig, h: usize, w: usize) -> Self {
         let [c1, c2, c3, c4, c5] = config.encoder_channels();
         let at = |k: u32| (h >> k, w >> k);
-        // Encoder.
-        let (h1, w1) = at(1);
-        let mut encoder = conv(h1, w1, 3, c1, 7);
-        let widths = [c2, c3, c4, c5];
-        let mut in_ch = c1;
-        for (stage, (&n, &out)) in config.depth.blocks().iter().zip(&widths).enumerate() {
-            let (hs, ws) = at(stage as u32 + 2);
-            for b in 0..n {
-                let cin = if b == 0 { in_ch } else { out };
-                encoder += conv(hs, ws, cin, out, 3) + conv(hs, ws, out, out, 3);
-                if b == 0 && (stage > 0 || cin != out) {
-                    encoder += conv(hs, ws, cin, out, 1);
-                }
-            }
-            in_ch = out;
-        }
+        let encoder = match config.encoder {
+            EncoderKind::ResNet18 | EncoderKind::ResNet34 => resnet(config, h, w),
+            EncoderKind::MobileNetV2 => mobilenet_v2(c5, h, w),
+        };
         // Fusion, level i at h / 2^(i+1).
         let chans = [c1, c2, c3, c4, c5];
         let fusion = chans
@@ -59,8 +104,8 @@ impl Macs {
             })
             .sum();
         // Decoder blocks D5..D1 run at the resolution of their input (levels 5..1).
-        let ins = [c5, c5 + c4, c4 + c3, c3 + c2, c2 + c1];
-        let outs = [c5, c4, c3, c2, c1];
+        let outs = config.decoder_channels();
+        let ins = [c5, outs[0] + c4, outs[1] + c3, outs[2] + c2, outs[3] + c1];
         let mut decoder = 0;
         for (j, (&i, &o)) in ins.iter().zip(&outs).enumerate() {
             let (hs, ws) = at(5 - j as u32);
@@ -68,7 +113,8 @@ impl Macs {
         }
         // Full-size head (counted with one output channel; the inpainting head's 3 channels add
         // h*w*c1 MACs, under 0.1%).
-        decoder += conv(h, w, c1, c1 / 2, 3) + conv(h, w, c1 / 2, 1, 1);
+        let d1 = outs[4];
+        decoder += conv(h, w, d1, d1 / 2, 3) + conv(h, w, d1 / 2, 1, 1);
         // Side heads on d5 (level 4), d4 (3), d3 (2), d2 (1).
         let sides = outs[..4]
             .iter()

@@ -2,7 +2,7 @@
 //!
 //! A Burn implementation of Zhang, Liu, Yu and Li, "Self-supervised Correction Learning for
 //! Semi-supervised Biomedical Image Segmentation" (MICCAI 2021): a dual-task network (shared
-//! ResNet encoder, segmentation decoder, inpainting decoder, five gated feature fusion
+//! encoder, segmentation decoder, inpainting decoder, five gated feature fusion
 //! modules) that segments coarsely, erases the detected lesion, then segments again while
 //! inpainting the erased region. Unlabeled images teach the network through the inpainting
 //! loss.
@@ -25,13 +25,11 @@ pub mod model;
 pub mod pretrained;
 pub mod rng;
 pub mod train;
-#[cfg(not(target_family = "wasm"))]
-pub mod trainer;
 #[cfg(target_family = "wasm")]
 pub mod web;
 pub mod weights;
 
-pub use config::{EncoderDepth, Fusion, ModelConfig};
+pub use config::{EncoderKind, Fusion, ModelConfig};
 pub use model::{Scl, SclOutput};
 
 /// Errors of this crate. Each message names the problem in words a user can act on.

@@ -87,7 +87,7 @@ pub enum WeightsError {
         detail: String,
     },
     /// A problem importing ImageNet encoder weights.
-    #[error("{name}: cannot import ImageNet ResNet weights: {detail}")]
+    #[error("{name}: cannot import ImageNet encoder weights: {detail}")]
     Import {
         /// The file.
         name: String,
@@ -133,6 +133,19 @@ pub fn to_bytes(model: &Scl, precision: Precision) -> Result<Vec<u8>, WeightsErr
 
 /// Reads the configuration and precision stored in a weights file's bytes.
 pub fn read_header(bytes: &[u8], name: &str) -> Result<(ModelConfig, Precision), WeightsError> {
+    header(bytes, name).map(|h| (h.config, h.precision))
+}
+
+/// What a weights file says about itself.
+struct Header {
+    config: ModelConfig,
+    precision: Precision,
+    /// Written before the encoder became a choice: the ResNet encoder's tensors are stored at
+    /// `encoder.*` instead of `encoder.ResNet.*`.
+    legacy_paths: bool,
+}
+
+fn header(bytes: &[u8], name: &str) -> Result<Header, WeightsError> {
     if bytes.is_empty() {
         return Err(WeightsError::Io {
             name: name.into(),
@@ -145,11 +158,11 @@ pub fn read_header(bytes: &[u8], name: &str) -> Result<(ModelConfig, Precision),
     let config = meta
         .get(META_CONFIG)
         .ok_or_else(|| WeightsError::NotScl(name.into()))?;
-    let config: ModelConfig =
-        serde_json::from_str(config).map_err(|e| WeightsError::Truncated {
-            name: name.into(),
-            detail: format!("unreadable configuration: {e}"),
-        })?;
+    let legacy_paths = config.contains("\"depth\"");
+    let config = parse_config(config).map_err(|e| WeightsError::Truncated {
+        name: name.into(),
+        detail: format!("unreadable configuration: {e}"),
+    })?;
     config.validate().map_err(|e| WeightsError::Truncated {
         name: name.into(),
         detail: e.to_string(),
@@ -158,12 +171,33 @@ pub fn read_header(bytes: &[u8], name: &str) -> Result<(ModelConfig, Precision),
         Some("f16") => Precision::F16,
         _ => Precision::F32,
     };
-    Ok((config, precision))
+    Ok(Header {
+        config,
+        precision,
+        legacy_paths,
+    })
+}
+
+/// Parses a stored configuration, including files written before the encoder choice existed
+/// (they say `"depth": "ResNet18"` and have no `e5_channels`/`decoder_channels`).
+fn parse_config(text: &str) -> Result<ModelConfig, serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)?;
+    if let Some(obj) = v.as_object_mut()
+        && !obj.contains_key("encoder")
+        && let Some(depth) = obj.remove("depth")
+    {
+        obj.insert("encoder".into(), depth);
+    }
+    serde_json::from_value(v)
 }
 
 /// Loads weights into `model` (whose configuration must match the file's).
 pub fn load_into(mut model: Scl, bytes: &[u8], name: &str) -> Result<Scl, WeightsError> {
-    let (config, precision) = read_header(bytes, name)?;
+    let Header {
+        config,
+        precision,
+        legacy_paths,
+    } = header(bytes, name)?;
     if config != model.config {
         return Err(WeightsError::ConfigMismatch {
             name: name.into(),
@@ -172,6 +206,9 @@ pub fn load_into(mut model: Scl, bytes: &[u8], name: &str) -> Result<Scl, Weight
         });
     }
     let mut store = BurnpackStore::from_bytes(Some(Bytes::from_bytes_vec(bytes.to_vec())));
+    if legacy_paths {
+        store = store.with_remap_pattern(r"^encoder\.", "encoder.ResNet.");
+    }
     if precision == Precision::F16 {
         store = store.with_from_adapter(HalfPrecisionAdapter::new());
     }
@@ -205,10 +242,26 @@ pub fn save_file(
     precision: Precision,
 ) -> Result<(), WeightsError> {
     let bytes = to_bytes(model, precision)?;
-    std::fs::write(path, bytes).map_err(|e| WeightsError::Io {
+    write_atomic(path, &bytes).map_err(|e| WeightsError::Io {
         name: path.display().to_string(),
         message: e.to_string(),
     })
+}
+
+/// Writes `bytes` to `path` so that a crash at any moment leaves either the old file or the
+/// new one, never a part of either: the bytes go to `<path>.tmp`, are flushed to disk, and the
+/// temporary file is renamed over `path` (atomic on POSIX file systems).
+#[cfg(not(target_family = "wasm"))]
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
 }
 
 /// Reads a weights file and builds its network on `device` (native only).

@@ -83,14 +83,15 @@ impl Decoder {
     pub fn new(config: &ModelConfig, out_ch: usize, dropout: Option<f64>, device: &Device) -> Self {
         let [c1, c2, c3, c4, c5] = config.encoder_channels();
         // Output widths of D5..D1 and their inputs ([previous decoder output, skip]).
-        let outs = [c5, c4, c3, c2, c1];
-        let ins = [c5, c5 + c4, c4 + c3, c3 + c2, c2 + c1];
+        let outs = config.decoder_channels();
+        let ins = [c5, outs[0] + c4, outs[1] + c3, outs[2] + c2, outs[3] + c1];
         let blocks = ins
             .iter()
             .zip(outs)
             .map(|(&i, o)| DecoderBlock::new(i, o, device))
             .collect();
-        let head = Head::new(c1, c1 / 2, out_ch, dropout, device);
+        let last = outs[4];
+        let head = Head::new(last, last / 2, out_ch, dropout, device);
         let sides = outs[..4]
             .iter()
             .map(|&c| Head::new(c, c / 4, out_ch, dropout, device))

@@ -9,7 +9,8 @@ use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
 use super::norm::BatchNorm;
 
-/// He-normal initialisation with fan-out, as torchvision's ResNets use for every convolution.
+/// He-normal initialisation with fan-out, as torchvision's ResNets use for every convolution
+/// of the encoder (`kaiming_normal_(mode="fan_out", nonlinearity="relu")`).
 pub(crate) fn kaiming_fan_out() -> Initializer {
     Initializer::KaimingNormal {
         gain: core::f64::consts::SQRT_2,
@@ -17,7 +18,20 @@ pub(crate) fn kaiming_fan_out() -> Initializer {
     }
 }
 
-/// A `k x k` convolution with "same" padding for odd `k`.
+/// PyTorch's default `nn.Conv2d` initialisation: `kaiming_uniform_(a = sqrt(5))` for the weight,
+/// i.e. `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`, and the same bound for the bias. The decoders,
+/// heads and fusion modules use it (the authors' and the PyTorch reference's `nn.Conv2d`s are
+/// not re-initialised). Burn's `KaimingUniform` bound is `sqrt(3) * gain / sqrt(fan_in)`, so
+/// gain `1/sqrt(3)` gives PyTorch's bound; Burn initialises the bias with the same
+/// initializer and the same fan-in, which is PyTorch's bias rule too.
+pub(crate) fn pytorch_default() -> Initializer {
+    Initializer::KaimingUniform {
+        gain: 1.0 / 3f64.sqrt(),
+        fan_out_only: false,
+    }
+}
+
+/// A `k x k` convolution with "same" padding for odd `k` and PyTorch's default initialisation.
 pub(crate) fn conv(
     in_ch: usize,
     out_ch: usize,
@@ -26,12 +40,36 @@ pub(crate) fn conv(
     bias: bool,
     device: &Device,
 ) -> Conv2d {
+    conv_init(in_ch, out_ch, k, stride, bias, pytorch_default(), device)
+}
+
+/// A bias-free encoder convolution ("same" padding for odd `k`) initialised as torchvision's
+/// ResNets do ([`kaiming_fan_out`]).
+pub(crate) fn resnet_conv(
+    in_ch: usize,
+    out_ch: usize,
+    k: usize,
+    stride: usize,
+    device: &Device,
+) -> Conv2d {
+    conv_init(in_ch, out_ch, k, stride, false, kaiming_fan_out(), device)
+}
+
+fn conv_init(
+    in_ch: usize,
+    out_ch: usize,
+    k: usize,
+    stride: usize,
+    bias: bool,
+    init: Initializer,
+    device: &Device,
+) -> Conv2d {
     let p = k / 2;
     Conv2dConfig::new([in_ch, out_ch], [k, k])
         .with_stride([stride, stride])
         .with_padding(PaddingConfig2d::Explicit(p, p, p, p))
         .with_bias(bias)
-        .with_initializer(kaiming_fan_out())
+        .with_initializer(init)
         .init(device)
 }
 

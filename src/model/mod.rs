@@ -4,8 +4,10 @@ pub mod decoder;
 pub mod encoder;
 pub mod fusion;
 pub mod layers;
+pub mod mobilenet;
 pub mod network;
 pub mod norm;
+pub mod resnet;
 
 pub use network::{FineParts, MAX_SIDE, STRIDE, Scl, SclOutput};
 

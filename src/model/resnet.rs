@@ -1,4 +1,5 @@
-//! The shared ResNet encoder (torchvision's ResNet-18/34 without avgpool and fc).
+//! The ResNet encoder of SPEC.md "The network" (torchvision's ResNet-18/34 without avgpool and
+//! fc): e1 from the stem, e2..e5 from layer1..layer4. Input RGB in [0, 1], no normalisation.
 
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
@@ -6,9 +7,10 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 
-use super::layers::{bn, conv};
+use super::encoder::Features;
+use super::layers::{bn, resnet_conv};
 use super::norm::BatchNorm;
-use crate::config::ModelConfig;
+use crate::config::EncoderKind;
 
 /// The 1x1 projection of a residual branch whose shape changes (torchvision's `downsample`).
 #[derive(Module, Debug)]
@@ -37,13 +39,13 @@ pub struct BasicBlock {
 impl BasicBlock {
     fn new(in_ch: usize, out_ch: usize, stride: usize, device: &Device) -> Self {
         let downsample = (stride != 1 || in_ch != out_ch).then(|| Downsample {
-            conv: conv(in_ch, out_ch, 1, stride, false, device),
+            conv: resnet_conv(in_ch, out_ch, 1, stride, device),
             bn: bn(out_ch, device),
         });
         Self {
-            conv1: conv(in_ch, out_ch, 3, stride, false, device),
+            conv1: resnet_conv(in_ch, out_ch, 3, stride, device),
             bn1: bn(out_ch, device),
-            conv2: conv(out_ch, out_ch, 3, 1, false, device),
+            conv2: resnet_conv(out_ch, out_ch, 3, 1, device),
             bn2: bn(out_ch, device),
             downsample,
         }
@@ -62,7 +64,7 @@ impl BasicBlock {
 
 /// ResNet encoder giving the five feature maps e1..e5 of SPEC.md.
 #[derive(Module, Debug)]
-pub struct Encoder {
+pub struct ResNet {
     /// 7x7 stride-2 stem convolution.
     pub conv1: Conv2d,
     /// Stem batch normalisation.
@@ -77,14 +79,11 @@ pub struct Encoder {
     pub layer4: Vec<BasicBlock>,
 }
 
-/// The five encoder feature maps, finest first: e1 (H/2) .. e5 (H/32).
-pub type Features = [Tensor<4>; 5];
-
-impl Encoder {
-    /// Builds the encoder of `config` with fresh (He-normal) weights.
-    pub fn new(config: &ModelConfig, device: &Device) -> Self {
-        let [c1, _, c3, c4, c5] = config.encoder_channels();
-        let blocks = config.depth.blocks();
+impl ResNet {
+    /// A ResNet-18/34 of base width `w` with fresh (He-normal) weights.
+    pub fn new(depth: EncoderKind, w: usize, device: &Device) -> Self {
+        let [c1, c3, c4, c5] = [w, 2 * w, 4 * w, 8 * w];
+        let blocks = depth.blocks();
         let stage = |in_ch: usize, out_ch: usize, n: usize, stride: usize| -> Vec<BasicBlock> {
             (0..n)
                 .map(|i| {
@@ -97,7 +96,7 @@ impl Encoder {
                 .collect()
         };
         Self {
-            conv1: conv(3, c1, 7, 2, false, device),
+            conv1: resnet_conv(3, c1, 7, 2, device),
             bn1: bn(c1, device),
             layer1: stage(c1, c1, blocks[0], 1),
             layer2: stage(c1, c3, blocks[1], 2),

@@ -1,6 +1,6 @@
-//! One SCL training iteration (shared by the CLI trainer, the benchmark and the page's
-//! fine-tuning): forward passes for a labeled and an unlabeled batch, the losses, one backward
-//! pass and an SGD step.
+//! One SCL training iteration (SPEC.md "Losses" and "Training"; shared by the CLI trainer, the
+//! benchmark and the page's fine-tuning): forward passes for a labeled and an unlabeled batch,
+//! the losses, one backward pass and an SGD step.
 
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
@@ -8,7 +8,7 @@ use burn::optim::{GradientsParams, ModuleOptimizer, SgdConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::loss::{inpainting_loss, segmentation_loss, total_loss};
+use crate::loss::{INP_WEIGHT, SEG_WEIGHT, inpainting_loss, segmentation_loss};
 use crate::model::{FineParts, Scl};
 
 /// The optimiser of SPEC.md: SGD, momentum 0.9 (no dampening, as PyTorch), weight decay 1e-5.
@@ -52,85 +52,131 @@ pub struct Batch {
     pub labeled: Option<(Tensor<4>, Tensor<4>)>,
     /// Unlabeled images `[B, 3, H, W]`.
     pub unlabeled: Option<Tensor<4>>,
+    /// Oracle ablation only: the unlabeled images' true masks `[B, 1, H, W]`, which then erase
+    /// the lesion instead of the stage-1 prediction (no loss reads them).
+    pub oracle_masks: Option<Tensor<4>>,
 }
 
-/// The loss graph of one iteration (before backward) and its three terms as tensors.
+impl Batch {
+    /// A batch of labeled and/or unlabeled images (no oracle).
+    pub fn new(labeled: Option<(Tensor<4>, Tensor<4>)>, unlabeled: Option<Tensor<4>>) -> Self {
+        Self {
+            labeled,
+            unlabeled,
+            oracle_masks: None,
+        }
+    }
+}
+
+/// The weights of the two losses in the total, `seg * L_seg + inp * L_inp`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LossWeights {
+    /// Weight of the segmentation loss (2 in SPEC.md).
+    pub seg: f64,
+    /// Weight of the inpainting loss, lambda_inp (1 in SPEC.md).
+    pub inp: f64,
+}
+
+impl LossWeights {
+    /// SPEC.md's weights: `2 L_seg + 1 L_inp`.
+    pub const SPEC: LossWeights = LossWeights {
+        seg: SEG_WEIGHT,
+        inp: INP_WEIGHT,
+    };
+
+    /// The weighted total of the terms present.
+    pub fn total(&self, seg: Option<Tensor<1>>, inp: Option<Tensor<1>>) -> Tensor<1> {
+        match (seg, inp) {
+            (Some(s), Some(i)) => s * self.seg + i * self.inp,
+            (Some(s), None) => s * self.seg,
+            (None, Some(i)) => i * self.inp,
+            (None, None) => panic!("a batch with neither labeled nor unlabeled images"),
+        }
+    }
+}
+
+/// The two loss terms of one iteration as tensors (before backward): `L_seg` of the labeled
+/// batch and `L_inp` of the unlabeled batch, each absent without its batch.
 ///
 /// With equally sized labeled and unlabeled batches the two forward passes of SPEC.md run as
 /// one pass over both batches with batch-norm statistics kept per batch (the same computation,
 /// and about 40% faster on the CPU backend, see [`crate::model::norm`]); the inpainting decoder
 /// runs on the unlabeled half only. Otherwise the passes run one after the other.
-pub fn losses(model: &Scl, batch: &Batch) -> (Tensor<1>, Option<Tensor<1>>, Option<Tensor<1>>) {
-    let (seg, inp): (Option<Tensor<1>>, Option<Tensor<1>>) =
-        match (&batch.labeled, &batch.unlabeled) {
-            (Some((xl, y)), Some(xu)) if xl.dims()[0] == xu.dims()[0] && model.config.two_stage => {
-                let n = xl.dims()[0];
-                let x = Tensor::cat(vec![xl.clone(), xu.clone()], 0);
-                let coarse = model.coarse(x, 2);
-                let fused = model.fuse(&coarse.features, coarse.masked, 2);
-                let seg = model.seg.forward(&fused.g, true, 2);
-                let g_u = fused.g.map(|t| t.slice(s![n..2 * n, .., .., ..]));
-                let inp = model
-                    .inp
-                    .as_ref()
-                    .expect("two-stage network")
-                    .forward(&g_u, true, 1);
-                let half = |lo: usize| -> Vec<Tensor<4>> {
-                    seg.iter()
-                        .map(|t| t.clone().slice(s![lo..lo + n, .., .., ..]))
-                        .collect()
-                };
-                (
-                    Some(segmentation_loss(&half(0), y.clone())),
-                    Some(inpainting_loss(&inp, &half(n), xu.clone())),
-                )
+pub fn losses(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
+    match (&batch.labeled, &batch.unlabeled) {
+        (Some((xl, y)), Some(xu)) if xl.dims()[0] == xu.dims()[0] && model.config.two_stage => {
+            let n = xl.dims()[0];
+            let x = Tensor::cat(vec![xl.clone(), xu.clone()], 0);
+            let mut coarse = model.coarse(x.clone(), 2);
+            if let Some(m) = &batch.oracle_masks {
+                let lab = coarse.mask.slice(s![0..n, .., .., ..]);
+                let mask = Tensor::cat(vec![lab, m.clone()], 0);
+                coarse.masked = x * (mask.clone().neg() + 1.0);
+                coarse.mask = mask;
             }
-            _ => return losses_two_passes(model, batch),
-        };
-    let total = total_loss(seg.clone().unwrap(), inp.clone().unwrap());
-    (total, seg, inp)
+            let fused = model.fuse(&coarse.features, coarse.masked, 2);
+            let seg = model.seg.forward(&fused.g, true, 2);
+            let g_u = fused.g.map(|t| t.slice(s![n..2 * n, .., .., ..]));
+            let inp = model
+                .inp
+                .as_ref()
+                .expect("two-stage network")
+                .forward(&g_u, true, 1);
+            let half = |lo: usize| -> Vec<Tensor<4>> {
+                seg.iter()
+                    .map(|t| t.clone().slice(s![lo..lo + n, .., .., ..]))
+                    .collect()
+            };
+            (
+                Some(segmentation_loss(&half(0), y.clone())),
+                Some(inpainting_loss(&inp, &half(n), xu.clone())),
+            )
+        }
+        _ => losses_two_passes(model, batch),
+    }
 }
 
 /// The same losses computed with two separate forward passes, exactly as SPEC.md words it
-/// (for tests and comparison).
-pub fn losses_two_passes(
-    model: &Scl,
-    batch: &Batch,
-) -> (Tensor<1>, Option<Tensor<1>>, Option<Tensor<1>>) {
+/// (for tests and comparison; no oracle).
+pub fn losses_two_passes(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
     let seg = batch.labeled.as_ref().map(|(x, y)| {
         let out = model.forward_aligned(x.clone(), FineParts::SEGMENT_DEEP);
         segmentation_loss(&out.seg, y.clone())
     });
-    let inp = batch.unlabeled.as_ref().map(|x| {
-        let out = model.forward_aligned(x.clone(), FineParts::ALL);
-        inpainting_loss(&out.inp, &out.seg, x.clone())
-    });
-    let zero = || {
-        Tensor::<1>::zeros(
-            [1],
-            &seg.as_ref()
-                .or(inp.as_ref())
-                .expect("a non-empty batch")
-                .device(),
-        )
-    };
-    let total = total_loss(
-        seg.clone().unwrap_or_else(zero),
-        inp.clone().unwrap_or_else(zero),
-    );
-    (total, seg, inp)
+    let inp = batch
+        .unlabeled
+        .as_ref()
+        .filter(|_| model.config.two_stage)
+        .map(|x| {
+            let out = model.forward_aligned(x.clone(), FineParts::ALL);
+            inpainting_loss(&out.inp, &out.seg, x.clone())
+        });
+    (seg, inp)
 }
 
-/// Runs one iteration: forward, loss, backward and an SGD step at learning rate `lr`.
-/// Returns the updated model and the loss terms.
+/// Runs one iteration with SPEC.md's loss weights: forward, loss, backward and an SGD step at
+/// learning rate `lr`. Returns the updated model and the loss terms.
 pub fn step(model: Scl, optim: &mut ModuleOptimizer, batch: &Batch, lr: f64) -> (Scl, LossTerms) {
-    let (total, seg, inp) = losses(&model, batch);
+    step_weighted(model, optim, batch, lr, LossWeights::SPEC)
+}
+
+/// [`step`] with other loss weights (the lambda_inp ablation).
+pub fn step_weighted(
+    model: Scl,
+    optim: &mut ModuleOptimizer,
+    batch: &Batch,
+    lr: f64,
+    weights: LossWeights,
+) -> (Scl, LossTerms) {
+    let (seg, inp) = losses(&model, batch);
     let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
-    let terms = LossTerms {
+    let mut terms = LossTerms {
         seg: seg.as_ref().map(scalar).unwrap_or(0.0),
         inp: inp.as_ref().map(scalar).unwrap_or(0.0),
-        total: scalar(&total),
+        total: 0.0,
     };
+    let total = weights.total(seg, inp);
+    terms.total = scalar(&total);
     let grads = GradientsParams::from_grads(total.backward(), &model);
     let model = optim.step(lr, model, grads);
     (model, terms)

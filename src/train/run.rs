@@ -1,116 +1,36 @@
-//! Native training and evaluation on folder datasets: the methods of the paper's experiment,
-//! SPEC.md's schedule, a background data loader, per-epoch validation, best-checkpoint
-//! keeping, resumable runs and logs.
+//! A native training run on a folder dataset (SPEC.md "Training"): the labeled/unlabeled
+//! partition, the schedule (poly learning rate per iteration), the method's step, validation
+//! and diagnostics every few epochs, best-checkpoint keeping, crash-safe checkpoints and resume.
+//!
+//! Files of a run folder: `options.json`, `partition.json`, `validation.json` (the stems),
+//! `log.csv` (learning curves and diagnostics), `state.json`, `last.bpk` + `last-optim.bpk`
+//! (+ `last-teacher.bpk` for Mean Teacher), `best.bpk` (+ `best-teacher.bpk`). Every file is
+//! written to a temporary name and renamed, so a crash leaves the previous version whole.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::Instant;
 
-use burn::module::{ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::prelude::*;
-use burn::tensor::activation::sigmoid;
-use image::{GrayImage, RgbImage};
 use serde::{Deserialize, Serialize};
 
+use super::diagnostics::encoder_grad_norms;
+use super::iteration::{self, Batch, LossTerms, LossWeights};
+use super::loader::{HostBatch, Images, LoaderSpec, load_pairs, spawn_loader};
+use super::log::{self, EpochRecord, RunState, Validation, hms, io};
+use super::mean_teacher::{MeanTeacher, MeanTeacherOptions};
+use super::method::Method;
+use super::validate::{ValSet, evaluate};
 use crate::Error;
-use crate::augment::{Augment, augment};
-use crate::config::{Fusion, ModelConfig};
-use crate::data::{self, Dataset, Pair, Partition};
-use crate::loss::{segmentation_loss, total_loss};
-use crate::metrics::{Confusion, Scores, Summary};
-use crate::model::{FineParts, Scl};
-use crate::rng::Rng;
-use crate::train::{self, Batch, LossTerms};
+use crate::augment::Augment;
+use crate::config::ModelConfig;
+use crate::data::{Dataset, Partition};
+use crate::metrics::{Scores, Summary};
+use crate::model::Scl;
 use crate::weights::{self, Precision};
-
-/// The training methods of the paper's experiment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Method {
-    /// SCL with gated feature fusion (labeled + unlabeled).
-    Scl,
-    /// SCL with additive fusion (ablation).
-    SclAdd,
-    /// SCL with concatenation fusion (ablation).
-    SclConcat,
-    /// Encoder + segmentation decoder on labeled images (the paper's baseline).
-    Supervised,
-    /// The full two-stage network on labeled images only (the paper's Fig. 4 middle curve).
-    TwoStage,
-    /// Mean Teacher on the supervised network (EMA teacher, noisy teacher input, consistency on
-    /// probabilities with a sigmoid ramp-up).
-    MeanTeacher,
-}
-
-impl Method {
-    /// All methods, as the CLI lists them.
-    pub const ALL: [Method; 6] = [
-        Method::Scl,
-        Method::SclAdd,
-        Method::SclConcat,
-        Method::Supervised,
-        Method::TwoStage,
-        Method::MeanTeacher,
-    ];
-
-    /// The CLI name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Method::Scl => "scl",
-            Method::SclAdd => "scl-add",
-            Method::SclConcat => "scl-concat",
-            Method::Supervised => "supervised",
-            Method::TwoStage => "two-stage",
-            Method::MeanTeacher => "mean-teacher",
-        }
-    }
-
-    /// Parses a CLI name.
-    pub fn parse(name: &str) -> Result<Self, Error> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown method '{name}' (one of: {})",
-                    Method::ALL.map(|m| m.name()).join(", ")
-                ))
-            })
-    }
-
-    /// The network configuration the method trains, from a preset's.
-    pub fn network(self, base: &ModelConfig) -> ModelConfig {
-        let mut c = base.clone();
-        match self {
-            Method::Scl | Method::TwoStage => {
-                c.two_stage = true;
-                c.fusion = Fusion::Gff;
-            }
-            Method::SclAdd => {
-                c.two_stage = true;
-                c.fusion = Fusion::Add;
-            }
-            Method::SclConcat => {
-                c.two_stage = true;
-                c.fusion = Fusion::Concat;
-            }
-            Method::Supervised | Method::MeanTeacher => c.two_stage = false,
-        }
-        c
-    }
-
-    /// Whether the method reads unlabeled images.
-    pub fn uses_unlabeled(self) -> bool {
-        matches!(
-            self,
-            Method::Scl | Method::SclAdd | Method::SclConcat | Method::MeanTeacher
-        )
-    }
-}
 
 /// Everything a training run is made of (written to `options.json` in the run folder).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -129,6 +49,8 @@ pub struct TrainOptions {
     pub method: Method,
     /// Network (before the method's adjustments).
     pub config: ModelConfig,
+    /// ImageNet weights for the encoder (torchvision names, `.safetensors` or `.pth`).
+    pub pretrained: Option<PathBuf>,
     /// Seed of the labeled selection, the split, initialisation, sampling and augmentation.
     pub seed: u64,
     /// Epochs (an epoch is `iters_per_epoch` iterations).
@@ -145,287 +67,323 @@ pub struct TrainOptions {
     pub crop: u32,
     /// Validate every this many epochs (and after the last).
     pub val_every: usize,
-    /// Mean Teacher: EMA decay.
-    pub ema: f64,
-    /// Mean Teacher: largest consistency weight.
-    pub consistency: f64,
-    /// Mean Teacher: ramp-up length as a fraction of all iterations.
-    pub rampup: f64,
-    /// Mean Teacher: standard deviation of the teacher's input noise.
-    pub teacher_noise: f64,
-}
-
-/// Run state saved with every checkpoint.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RunState {
-    /// Iterations done.
-    pub iteration: usize,
-    /// Best validation Dice so far (fraction).
-    pub best_dice: f64,
-    /// Epoch of the best checkpoint.
-    pub best_epoch: usize,
-    /// Training seconds so far (across resumes).
-    pub seconds: f64,
-    /// Per-epoch records.
-    pub epochs: Vec<EpochRecord>,
-}
-
-/// One epoch's log line.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// Epoch (1-based).
-    pub epoch: usize,
-    /// Iterations done at its end.
-    pub iteration: usize,
-    /// Learning rate at its last iteration.
-    pub lr: f64,
-    /// Mean loss terms over the epoch.
-    pub loss: LossTerms,
-    /// Mean consistency loss (Mean Teacher).
-    pub consistency: f64,
-    /// Validation summary, when validated.
-    pub val: Option<Summary>,
-    /// Training seconds at its end.
-    pub seconds: f64,
-}
-
-/// A decoded, resized training set.
-struct Images {
-    labeled: Vec<(RgbImage, GrayImage)>,
-    unlabeled: Vec<RgbImage>,
-}
-
-/// Decodes pairs on all cores; bad pairs are reported and skipped.
-fn load_pairs(
-    pairs: &[Pair],
-    size: u32,
-    with_masks: bool,
-) -> Vec<(String, RgbImage, Option<GrayImage>)> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let chunk = pairs.len().div_ceil(threads).max(1);
-    let mut out: Vec<Option<(String, RgbImage, Option<GrayImage>)>> = Vec::new();
-    std::thread::scope(|s| {
-        let handles: Vec<_> = pairs
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|p| {
-                            let r = if with_masks {
-                                data::load_pair(p, size).map(|(i, m)| (i, Some(m)))
-                            } else {
-                                data::load_image(&p.image, size).map(|i| (i, None))
-                            };
-                            match r {
-                                Ok((i, m)) => Some((p.stem.clone(), i, m)),
-                                Err(e) => {
-                                    eprintln!("skipped: {e}");
-                                    None
-                                }
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        for h in handles {
-            out.extend(h.join().expect("loader thread"));
-        }
-    });
-    out.into_iter().flatten().collect()
-}
-
-/// A host batch (planar floats).
-struct HostBatch {
-    labeled: Option<(Vec<f32>, Vec<f32>, usize)>,
-    unlabeled: Option<(Vec<f32>, usize)>,
-}
-
-/// The position `p`-th draw from a list of `n` items reshuffled each pass (seeded).
-fn draw(
-    n: usize,
-    p: usize,
-    seed: u64,
-    stream: u64,
-    cache: &mut Option<(usize, Vec<usize>)>,
-) -> usize {
-    let pass = p / n;
-    if cache.as_ref().map(|c| c.0) != Some(pass) {
-        let mut perm: Vec<usize> = (0..n).collect();
-        Rng::stream(seed, stream ^ (pass as u64).wrapping_mul(0x9E37)).shuffle(&mut perm);
-        *cache = Some((pass, perm));
-    }
-    cache.as_ref().expect("cache").1[p % n]
-}
-
-/// Starts the loader thread: batches for iterations `start..end`, deterministic in the seed
-/// and the iteration (so a resumed run sees the same batches).
-fn spawn_loader(
-    images: Arc<Images>,
-    batch: usize,
-    aug: Augment,
-    seed: u64,
-    use_labeled: bool,
-    use_unlabeled: bool,
-    iterations: std::ops::Range<usize>,
-) -> Receiver<HostBatch> {
-    let (tx, rx) = sync_channel(3);
-    std::thread::spawn(move || {
-        let (mut lc, mut uc) = (None, None);
-        for it in iterations {
-            let mut rng = Rng::stream(seed, 0xA000_0000 + it as u64);
-            let labeled = (use_labeled && !images.labeled.is_empty()).then(|| {
-                let (mut xs, mut ys) = (Vec::new(), Vec::new());
-                for j in 0..batch {
-                    let k = draw(images.labeled.len(), it * batch + j, seed, 1, &mut lc);
-                    let (img, mask) = &images.labeled[k];
-                    let s = augment(img, Some(mask), &aug, &mut rng);
-                    xs.extend(s.image);
-                    ys.extend(s.mask.expect("mask"));
-                }
-                (xs, ys, batch)
-            });
-            let unlabeled = (use_unlabeled && !images.unlabeled.is_empty()).then(|| {
-                let mut xs = Vec::new();
-                for j in 0..batch {
-                    let k = draw(images.unlabeled.len(), it * batch + j, seed, 2, &mut uc);
-                    xs.extend(augment(&images.unlabeled[k], None, &aug, &mut rng).image);
-                }
-                (xs, batch)
-            });
-            if tx.send(HostBatch { labeled, unlabeled }).is_err() {
-                return;
-            }
-        }
-    });
-    rx
-}
-
-/// Validation data: images and masks at the working size.
-pub struct ValSet {
-    /// Stems.
-    pub stems: Vec<String>,
-    /// Planar images `[3, S, S]`.
-    pub images: Vec<Vec<f32>>,
-    /// Binary masks `[S, S]`.
-    pub masks: Vec<Vec<f32>>,
-    /// Working size.
-    pub size: u32,
-}
-
-impl ValSet {
-    /// Loads `pairs` at `size`, skipping (and reporting) bad ones.
-    pub fn load(pairs: &[Pair], size: u32) -> Self {
-        let loaded = load_pairs(pairs, size, true);
-        let mut v = ValSet {
-            stems: Vec::new(),
-            images: Vec::new(),
-            masks: Vec::new(),
-            size,
-        };
-        for (stem, img, mask) in loaded {
-            v.stems.push(stem);
-            v.images.push(crate::imageio::rgb_to_chw(&img));
-            v.masks.push(
-                mask.expect("mask")
-                    .pixels()
-                    .map(|p| if p[0] >= 128 { 1.0 } else { 0.0 })
-                    .collect(),
-            );
-        }
-        v
-    }
-}
-
-/// Per-image scores of `model` (inference copy) on a validation set: fine mask at the working
-/// size, threshold 0.5, batches of 4.
-pub fn evaluate(model: &Scl, val: &ValSet, device: &Device) -> Result<Vec<Scores>, Error> {
-    let s = val.size as usize;
-    let mut scores = Vec::with_capacity(val.images.len());
-    for (imgs, masks) in val.images.chunks(4).zip(val.masks.chunks(4)) {
-        let flat: Vec<f32> = imgs.iter().flatten().copied().collect();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), device);
-        let (_, fine) = model.predict_mask(x)?;
-        let probs: Vec<f32> = fine
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Config(format!("reading predictions: {e:?}")))?;
-        for (p, m) in probs.chunks(s * s).zip(masks) {
-            scores.push(Confusion::from_maps(p, m).scores());
-        }
-    }
-    Ok(scores)
-}
-
-/// A deep copy of a module through its serialised weights (clones of a Burn module share
-/// their batch-norm statistics).
-fn deep_copy(model: &Scl, device: &Device) -> Result<Scl, Error> {
-    let bytes = weights::to_bytes(model, Precision::F32)?;
-    Ok(weights::from_bytes(&bytes, "copy", device)?)
-}
-
-/// Mean Teacher's EMA update: every float of `teacher` (parameters and batch-norm statistics)
-/// becomes `decay * teacher + (1 - decay) * student`.
-fn ema_update(teacher: Scl, student: &Scl, decay: f64) -> Scl {
-    struct Collect(Vec<TensorData>);
-    impl ModuleVisitor for Collect {
-        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
-            self.0.push(p.val().into_data());
-        }
-    }
-    struct Apply {
-        values: std::vec::IntoIter<TensorData>,
-        decay: f64,
-    }
-    impl ModuleMapper for Apply {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            let s = self.values.next().expect("same structure");
-            let decay = self.decay;
-            p.map(|t| {
-                let s = Tensor::<D>::from_data(s, &t.device());
-                t * decay + s * (1.0 - decay)
-            })
-        }
-    }
-    let mut c = Collect(Vec::new());
-    student.valid().visit(&mut c);
-    teacher.map(&mut Apply {
-        values: c.0.into_iter(),
-        decay,
-    })
-}
-
-/// Sigmoid ramp-up `exp(-5 (1 - t)^2)` for `t` in [0, 1].
-pub fn sigmoid_rampup(t: f64) -> f64 {
-    let t = t.clamp(0.0, 1.0);
-    (-5.0 * (1.0 - t).powi(2)).exp()
+    /// Weight of the inpainting loss, lambda_inp (SPEC.md: 1).
+    pub inp_weight: f64,
+    /// Mean Teacher's settings.
+    pub mean_teacher: MeanTeacherOptions,
+    /// Unlabeled images (with their hidden masks) scored at each validation for the
+    /// diagnostics of the two-stage methods; 0 turns the diagnostics off.
+    pub diagnostic_images: usize,
 }
 
 /// Set by Ctrl-C; the trainer saves and exits at the end of the current iteration.
 pub static STOP: AtomicBool = AtomicBool::new(false);
 
-fn hms(s: f64) -> String {
-    let s = s.max(0.0) as u64;
-    format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
+/// The data of a run, decoded and resized once.
+struct RunData {
+    images: Arc<Images>,
+    val: ValSet,
+    /// A fixed subset of the unlabeled images with their hidden masks (diagnostics only).
+    unlabeled_probe: Option<ValSet>,
+    iters_per_epoch: usize,
+}
+
+/// Scans the dataset, draws and writes the partition, decodes every image.
+fn prepare(options: &TrainOptions, out: &Path) -> Result<RunData, Error> {
+    let write_json = |name: &str, json: String| -> Result<(), Error> {
+        let p = out.join(name);
+        weights::write_atomic(&p, json.as_bytes()).map_err(|e| io(&p, e))
+    };
+    let pretty = |v: &dyn erased::Json| v.json();
+    let method = options.method;
+    let dataset = Dataset::scan(&options.data)?;
+    let train_stems = dataset.split(&options.train_split, options.val_fraction, options.seed)?;
+    let val_stems = dataset.split(&options.val_split, options.val_fraction, options.seed)?;
+    let partition = Partition::select(&train_stems, options.label_ratio, options.seed);
+    write_json("partition.json", pretty(&partition))?;
+    // The validation stems too: for a dataset without split.json they come from the seeded split.
+    write_json("validation.json", pretty(&val_stems))?;
+    write_json("options.json", pretty(options))?;
+    let (labeled_pairs, missing) = dataset.select(&partition.labeled);
+    let (unlabeled_pairs, missing_u) = dataset.select(&partition.unlabeled);
+    for m in missing.iter().chain(&missing_u) {
+        eprintln!("skipped: {m}: listed in the split but not found in images/");
+    }
+    let t0 = Instant::now();
+    let labeled: Vec<_> = load_pairs(&labeled_pairs, options.size, true)
+        .into_iter()
+        .map(|(_, i, m)| (i, m.expect("mask")))
+        .collect();
+    if labeled.is_empty() {
+        return Err(Error::Config("no usable labeled image".into()));
+    }
+    let unlabeled: Vec<_> = if method.uses_unlabeled() {
+        load_pairs(&unlabeled_pairs, options.size, method.reads_hidden_masks())
+            .into_iter()
+            .map(|(_, i, m)| (i, m))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let (val_pairs, _) = dataset.select(&val_stems);
+    let val = ValSet::load(&val_pairs, options.size);
+    let probe_n = options.diagnostic_images.min(unlabeled_pairs.len());
+    let unlabeled_probe = (method.network(&options.config).two_stage && probe_n > 0)
+        .then(|| ValSet::load(&unlabeled_pairs[..probe_n], options.size));
+    eprintln!(
+        "data: {} labeled, {} unlabeled, {} validation images ({} split), loaded in {:.1} s",
+        labeled.len(),
+        unlabeled.len(),
+        val.images.len(),
+        options.val_split,
+        t0.elapsed().as_secs_f64()
+    );
+    let iters_per_epoch = options.iters_per_epoch.unwrap_or_else(|| {
+        let n = if partition.unlabeled.is_empty() {
+            partition.labeled.len()
+        } else {
+            partition.unlabeled.len()
+        };
+        n.div_ceil(options.batch)
+    });
+    Ok(RunData {
+        images: Arc::new(Images { labeled, unlabeled }),
+        val,
+        unlabeled_probe,
+        iters_per_epoch,
+    })
+}
+
+/// How the run's method takes a step.
+enum Stepper {
+    /// SCL, its ablations, supervised and two-stage: [`iteration::step_weighted`].
+    Plain(LossWeights),
+    /// Mean Teacher and its teacher.
+    MeanTeacher(Box<MeanTeacher>),
+}
+
+impl Stepper {
+    fn step(
+        &mut self,
+        model: Scl,
+        optim: &mut ModuleOptimizer,
+        batch: &Batch,
+        lr: f64,
+        progress: f64,
+    ) -> (Scl, LossTerms, f64) {
+        match self {
+            Stepper::Plain(w) => {
+                let (m, t) = iteration::step_weighted(model, optim, batch, lr, *w);
+                (m, t, 0.0)
+            }
+            Stepper::MeanTeacher(mt) => mt.step(model, optim, batch, lr, progress),
+        }
+    }
+
+    fn teacher(&self) -> Option<&MeanTeacher> {
+        match self {
+            Stepper::MeanTeacher(mt) => Some(mt),
+            Stepper::Plain(_) => None,
+        }
+    }
+}
+
+/// The model, optimiser, state and method of a run (new or resumed).
+struct Session {
+    model: Scl,
+    optim: ModuleOptimizer,
+    state: RunState,
+    stepper: Stepper,
+}
+
+impl Session {
+    fn start(
+        options: &TrainOptions,
+        config: &ModelConfig,
+        out: &Path,
+        device: &Device,
+        resume: bool,
+    ) -> Result<Self, Error> {
+        let ad = device.clone().autodiff();
+        ad.seed(options.seed);
+        let mut state = RunState::default();
+        let mut model = Scl::new(config, &ad)?;
+        let mut optim = iteration::sgd();
+        let resuming = resume && out.join("state.json").is_file();
+        if resuming {
+            let p = out.join("state.json");
+            let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
+            state = serde_json::from_str(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
+            model = weights::load_file(&out.join("last.bpk"), &ad)?;
+            optim = optim
+                .load(out.join("last-optim.bpk"))
+                .map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?;
+            eprintln!("resuming at iteration {}", state.iteration);
+        } else if let Some(path) = &options.pretrained {
+            let (m, report) = crate::pretrained::import_file(model, path)?;
+            eprintln!(
+                "encoder: {} ImageNet tensors from {} ({} ignored)",
+                report.loaded,
+                path.display(),
+                report.ignored.len()
+            );
+            model = m;
+        }
+        let stepper = match options.method {
+            Method::MeanTeacher => Stepper::MeanTeacher(Box::new(MeanTeacher::new(
+                &model,
+                options.mean_teacher,
+                out,
+                resuming,
+                options.seed,
+                state.iteration,
+                device,
+            )?)),
+            _ => Stepper::Plain(LossWeights {
+                inp: options.inp_weight,
+                ..LossWeights::SPEC
+            }),
+        };
+        Ok(Self {
+            model,
+            optim,
+            state,
+            stepper,
+        })
+    }
+
+    /// Writes `last.bpk`, the optimiser, the teacher and `state.json` (each atomically;
+    /// `state.json` last, so a crash between two files resumes from the previous state with
+    /// newer weights at worst, never from a torn file).
+    fn save(&self, out: &Path, seconds: f64) -> Result<(), Error> {
+        let mut state = self.state.clone();
+        state.seconds = seconds;
+        weights::save_file(&self.model.valid(), &out.join("last.bpk"), Precision::F32)?;
+        if let Some(mt) = self.stepper.teacher() {
+            mt.save(out)?;
+        }
+        let optim_path = out.join("last-optim.bpk");
+        let tmp = out.join("last-optim.tmp.bpk");
+        let _ = std::fs::remove_file(&tmp);
+        self.optim
+            .save(&tmp)
+            .map_err(|e| Error::Config(format!("saving the optimizer state: {e:?}")))?;
+        std::fs::rename(&tmp, &optim_path).map_err(|e| io(&optim_path, e))?;
+        let p = out.join("state.json");
+        let json = serde_json::to_string_pretty(&state).expect("state");
+        weights::write_atomic(&p, json.as_bytes()).map_err(|e| io(&p, e))
+    }
 }
 
 /// Trains a model as `options` say, writing everything into `out`. With `resume`, continues the
 /// run saved in `out`.
 pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) -> Result<(), Error> {
-    let io = |p: &Path, e: std::io::Error| Error::Io {
-        path: p.display().to_string(),
-        source: e,
-    };
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
-    let write_json = |name: &str, v: &dyn erased::Json| -> Result<(), Error> {
-        let p = out.join(name);
-        std::fs::write(&p, v.json()).map_err(|e| io(&p, e))
-    };
     let method = options.method;
     let config = method.network(&options.config);
     config.validate()?;
+    check_options(options)?;
+    let data = prepare(options, out)?;
+    let ipe = data.iters_per_epoch;
+    let total = ipe * options.epochs;
+    let mut s = Session::start(options, &config, out, device, resume)?;
+    eprintln!(
+        "training {} ({}), {} parameters, {} epochs x {ipe} iterations, batch {} + {}, lr {}, crop {}",
+        method.name(),
+        config.describe(),
+        crate::model::trainable_params(&s.model),
+        options.epochs,
+        options.batch,
+        if method.uses_unlabeled() {
+            options.batch
+        } else {
+            0
+        },
+        options.lr,
+        options.crop
+    );
+    let spec = LoaderSpec {
+        batch: options.batch,
+        aug: Augment::spec(options.crop),
+        seed: options.seed,
+        unlabeled: method.uses_unlabeled(),
+    };
+    let rx = spawn_loader(data.images.clone(), spec, s.state.iteration..total);
+    let ad = s.model.devices()[0].clone();
+    let crop = options.crop as usize;
+    let progress = Progress::new(s.state.iteration, s.state.seconds);
+    let mut sums = (LossTerms::default(), 0.0f64, 0usize);
+    let csv_path = out.join("log.csv");
+    log::start_csv(&csv_path, resume)?;
+
+    while s.state.iteration < total {
+        if STOP.load(Ordering::SeqCst) {
+            s.save(out, progress.run_seconds())?;
+            eprintln!(
+                "\ninterrupted: saved the run at iteration {}; continue with --resume",
+                s.state.iteration
+            );
+            return Ok(());
+        }
+        let hb = rx
+            .recv()
+            .map_err(|_| Error::Config("data loader stopped".into()))?;
+        let batch = to_batch(hb, crop, &ad);
+        let lr = iteration::poly_lr(options.lr, s.state.iteration, total);
+        let frac = s.state.iteration as f64 / total as f64;
+        let (next, terms, cons) = s.stepper.step(s.model, &mut s.optim, &batch, lr, frac);
+        s.model = next;
+        if !terms.total.is_finite() {
+            return Err(Error::Config(format!(
+                "the loss became {} at iteration {}: lower --lr",
+                terms.total, s.state.iteration
+            )));
+        }
+        s.state.iteration += 1;
+        sums.0.seg += terms.seg;
+        sums.0.inp += terms.inp;
+        sums.0.total += terms.total;
+        sums.1 += cons;
+        sums.2 += 1;
+        progress.report(options, method, &s.state, total, ipe, &terms, cons, lr);
+
+        if s.state.iteration % ipe == 0 || s.state.iteration == total {
+            let epoch = s.state.iteration.div_ceil(ipe);
+            let n = sums.2.max(1) as f64;
+            let mut record = EpochRecord {
+                epoch,
+                iteration: s.state.iteration,
+                lr,
+                loss: LossTerms {
+                    seg: sums.0.seg / n,
+                    inp: sums.0.inp / n,
+                    total: sums.0.total / n,
+                },
+                consistency: sums.1 / n,
+                validation: None,
+                seconds: progress.run_seconds(),
+            };
+            sums = (LossTerms::default(), 0.0, 0);
+            if epoch % options.val_every.max(1) == 0 || s.state.iteration == total {
+                record.validation = Some(validate(&mut s, &data, &batch, out, epoch, device)?);
+            }
+            log::append_csv(&csv_path, &record.csv_row())?;
+            s.state.epochs.push(record);
+            s.save(out, progress.run_seconds())?;
+        }
+    }
+    eprintln!(
+        "done: best val Dice {:.2} at epoch {} ({}), weights in {}",
+        s.state.best_dice * 100.0,
+        s.state.best_epoch,
+        hms(progress.run_seconds()),
+        out.join("best.bpk").display()
+    );
+    Ok(())
+}
+
+fn check_options(options: &TrainOptions) -> Result<(), Error> {
     if options.batch == 0 || options.epochs == 0 {
         return Err(Error::Config(
             "--batch and --epochs must be at least 1".into(),
@@ -437,195 +395,149 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
             options.crop, options.size
         )));
     }
-
-    // Data and the labeled/unlabeled partition.
-    let dataset = Dataset::scan(&options.data)?;
-    let train_stems = dataset.split(&options.train_split, options.val_fraction, options.seed)?;
-    let val_stems = dataset.split(&options.val_split, options.val_fraction, options.seed)?;
-    let partition = Partition::select(&train_stems, options.label_ratio, options.seed);
-    write_json("partition.json", &partition)?;
-    // The validation stems too: for a dataset without split.json they come from the seeded split.
-    write_json("validation.json", &val_stems)?;
-    write_json("options.json", options)?;
-    let (labeled_pairs, missing) = dataset.select(&partition.labeled);
-    let (unlabeled_pairs, missing_u) = dataset.select(&partition.unlabeled);
-    for m in missing.iter().chain(&missing_u) {
-        eprintln!("skipped: {m}: listed in the split but not found in images/");
+    if !(options.inp_weight >= 0.0 && options.inp_weight.is_finite()) {
+        return Err(Error::Config(format!(
+            "--inp-weight must be a finite number >= 0, got {}",
+            options.inp_weight
+        )));
     }
-    let t0 = Instant::now();
-    let labeled: Vec<(RgbImage, GrayImage)> = load_pairs(&labeled_pairs, options.size, true)
-        .into_iter()
-        .map(|(_, i, m)| (i, m.expect("mask")))
-        .collect();
-    let unlabeled: Vec<RgbImage> = if method.uses_unlabeled() {
-        load_pairs(&unlabeled_pairs, options.size, false)
-            .into_iter()
-            .map(|(_, i, _)| i)
-            .collect()
-    } else {
-        Vec::new()
+    Ok(())
+}
+
+/// Host batch to tensors on the autodiff device.
+fn to_batch(hb: HostBatch, crop: usize, ad: &Device) -> Batch {
+    let to_tensor = |v: Vec<f32>, b: usize, c: usize| {
+        Tensor::<4>::from_data(TensorData::new(v, [b, c, crop, crop]), ad)
     };
-    if labeled.is_empty() {
-        return Err(Error::Config("no usable labeled image".into()));
+    let (unlabeled, oracle_masks) = match hb.unlabeled {
+        Some((x, m, b)) => (Some(to_tensor(x, b, 3)), m.map(|m| to_tensor(m, b, 1))),
+        None => (None, None),
+    };
+    Batch {
+        labeled: hb
+            .labeled
+            .map(|(x, y, b)| (to_tensor(x, b, 3), to_tensor(y, b, 1))),
+        unlabeled,
+        oracle_masks,
     }
-    let (val_pairs, _) = dataset.select(&val_stems);
-    let val = ValSet::load(&val_pairs, options.size);
-    eprintln!(
-        "data: {} labeled, {} unlabeled, {} validation images ({} split), loaded in {:.1} s",
-        labeled.len(),
-        if method.uses_unlabeled() {
-            unlabeled.len()
-        } else {
-            0
-        },
-        val.images.len(),
-        options.val_split,
-        t0.elapsed().as_secs_f64()
-    );
-    let ipe = options.iters_per_epoch.unwrap_or_else(|| {
-        let n = if partition.unlabeled.is_empty() {
-            partition.labeled.len()
-        } else {
-            partition.unlabeled.len()
-        };
-        n.div_ceil(options.batch)
-    });
-    let total = ipe * options.epochs;
+}
 
-    // Model, optimiser, state.
-    let ad = device.clone().autodiff();
-    ad.seed(options.seed);
-    let mut state = RunState::default();
-    let mut model = Scl::new(&config, &ad)?;
-    let mut optim = train::sgd();
-    let mut teacher = None;
-    if resume && out.join("state.json").is_file() {
-        let p = out.join("state.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| io(&p, e))?;
-        state = serde_json::from_str(&text)
-            .map_err(|e| Error::Config(format!("{}: {e}", p.display())))?;
-        model = weights::load_file(&out.join("last.bpk"), &ad)?;
-        optim = optim
-            .load(out.join("last-optim.bpk"))
-            .map_err(|e| Error::Config(format!("optimizer state: {e:?}")))?;
-        eprintln!("resuming at iteration {} of {total}", state.iteration);
-    }
-    if method == Method::MeanTeacher {
-        let path = out.join("last-teacher.bpk");
-        teacher = Some(if resume && path.is_file() {
-            weights::load_file(&path, device)?.valid()
-        } else {
-            deep_copy(&model.valid(), device)?
-        });
-    }
-    eprintln!(
-        "training {} ({}), {} parameters, {} epochs x {ipe} iterations, batch {} + {}, lr {}, crop {}",
-        method.name(),
-        config.describe(),
-        crate::model::trainable_params(&model),
-        options.epochs,
-        options.batch,
-        if method.uses_unlabeled() {
-            options.batch
-        } else {
-            0
-        },
-        options.lr,
-        options.crop
-    );
-
-    let images = Arc::new(Images { labeled, unlabeled });
-    let rx = spawn_loader(
-        images,
-        options.batch,
-        Augment::spec(options.crop),
-        options.seed,
-        true,
-        method.uses_unlabeled(),
-        state.iteration..total,
-    );
-    let crop = options.crop as usize;
-    let tty = std::io::stderr().is_terminal();
-    let mut noise_rng = Rng::stream(options.seed, 0x7EAC_0000 + state.iteration as u64);
-    let mut sums = (LossTerms::default(), 0.0f64, 0usize);
-    let run_start = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
-    let session_start = Instant::now();
-    let session_first = state.iteration;
-    let csv_path = out.join("log.csv");
-    if !resume || !csv_path.is_file() {
-        std::fs::write(
-            &csv_path,
-            "epoch,iteration,lr,loss,seg,inp,consistency,val_dice,val_iou,val_acc,val_rec,val_spe,val_pre,seconds\n",
-        )
-        .map_err(|e| io(&csv_path, e))?;
-    }
-
-    while state.iteration < total {
-        if STOP.load(Ordering::SeqCst) {
-            save(out, &model, &optim, teacher.as_ref(), &state, run_start)?;
-            eprintln!(
-                "\ninterrupted: saved the run at iteration {}; continue with --resume",
-                state.iteration
-            );
-            return Ok(());
+/// Validation at an epoch's end: the model (and a Mean Teacher's teacher) on the validation
+/// set, the diagnostics, and `best.bpk` (`best-teacher.bpk`) when the Dice improved. The first
+/// validation always writes `best.bpk`, so a finished run always has one.
+fn validate(
+    s: &mut Session,
+    data: &RunData,
+    last_batch: &Batch,
+    out: &Path,
+    epoch: usize,
+    device: &Device,
+) -> Result<Validation, Error> {
+    let t = Instant::now();
+    let student = s.model.valid();
+    let ev = evaluate(&student, &data.val, device)?;
+    let summary = Summary::of(&ev.fine);
+    let mean_dice = |v: &[Scores]| v.iter().map(|s| s.dice).sum::<f64>() / v.len().max(1) as f64;
+    let mut v = Validation {
+        coarse_dice: mean_dice(&ev.coarse),
+        val: summary.clone(),
+        teacher: None,
+        unlabeled_coarse_dice: None,
+        unlabeled_fine_dice: None,
+        grad_seg: None,
+        grad_inp: None,
+    };
+    if let Some(mt) = s.stepper.teacher() {
+        let tv = Summary::of(&evaluate(&mt.teacher, &data.val, device)?.fine);
+        if tv.dice.mean > s.state.best_teacher_dice || s.state.best_epoch == 0 {
+            s.state.best_teacher_dice = tv.dice.mean;
+            weights::save_file(&mt.teacher, &out.join("best-teacher.bpk"), Precision::F32)?;
         }
-        let hb = rx
-            .recv()
-            .map_err(|_| Error::Config("data loader stopped".into()))?;
-        let to_tensor = |v: Vec<f32>, b: usize, c: usize| {
-            Tensor::<4>::from_data(TensorData::new(v, [b, c, crop, crop]), &ad)
-        };
-        let batch = Batch {
-            labeled: hb
-                .labeled
-                .map(|(x, y, b)| (to_tensor(x, b, 3), to_tensor(y, b, 1))),
-            unlabeled: hb.unlabeled.map(|(x, b)| to_tensor(x, b, 3)),
-        };
-        let lr = train::poly_lr(options.lr, state.iteration, total);
-        let (next, terms, cons) = match (method, teacher.as_ref()) {
-            (Method::MeanTeacher, Some(t)) => {
-                let w = options.consistency
-                    * sigmoid_rampup(
-                        state.iteration as f64 / (options.rampup * total as f64).max(1.0),
-                    );
-                mean_teacher_step(
-                    model,
-                    &mut optim,
-                    t,
-                    &batch,
-                    lr,
-                    w,
-                    options.teacher_noise,
-                    &mut noise_rng,
-                )
-            }
-            _ => {
-                let (m, t) = train::step(model, &mut optim, &batch, lr);
-                (m, t, 0.0)
-            }
-        };
-        model = next;
-        if let Some(t) = teacher.take() {
-            teacher = Some(ema_update(t, &model, options.ema));
+        v.teacher = Some(tv);
+    }
+    if let Some(probe) = &data.unlabeled_probe {
+        let pe = evaluate(&student, probe, device)?;
+        v.unlabeled_coarse_dice = Some(mean_dice(&pe.coarse));
+        v.unlabeled_fine_dice = Some(mean_dice(&pe.fine));
+        if last_batch.unlabeled.is_some() && last_batch.labeled.is_some() {
+            // On a copy: the two extra training-mode passes must not touch the run's
+            // batch-norm statistics.
+            let bytes = weights::to_bytes(&student, Precision::F32)?;
+            let copy = weights::from_bytes(&bytes, "copy", &s.model.devices()[0])?;
+            (v.grad_seg, v.grad_inp) = encoder_grad_norms(&copy, last_batch);
         }
-        if !terms.total.is_finite() {
-            return Err(Error::Config(format!(
-                "the loss became {} at iteration {}: lower --lr",
-                terms.total, state.iteration
-            )));
-        }
-        state.iteration += 1;
-        sums.0.seg += terms.seg;
-        sums.0.inp += terms.inp;
-        sums.0.total += terms.total;
-        sums.1 += cons;
-        sums.2 += 1;
+    }
+    eprintln!("{}", describe(epoch, &v, t.elapsed().as_secs_f64()));
+    if s.state.best_epoch == 0 || summary.dice.mean > s.state.best_dice {
+        s.state.best_dice = summary.dice.mean;
+        s.state.best_epoch = epoch;
+        weights::save_file(&student, &out.join("best.bpk"), Precision::F32)?;
+    }
+    Ok(v)
+}
 
-        let done = state.iteration - session_first;
-        let per_it = session_start.elapsed().as_secs_f64() / done as f64;
-        let epoch = state.iteration.div_ceil(ipe);
+fn describe(epoch: usize, v: &Validation, seconds: f64) -> String {
+    let mut line = format!(
+        "epoch {epoch}: val Dice {:.2} (coarse {:.2}) IoU {:.2}",
+        v.val.dice.mean * 100.0,
+        v.coarse_dice * 100.0,
+        v.val.iou.mean * 100.0,
+    );
+    if let Some(t) = &v.teacher {
+        line += &format!(", teacher Dice {:.2}", t.dice.mean * 100.0);
+    }
+    if let (Some(c), Some(f)) = (v.unlabeled_coarse_dice, v.unlabeled_fine_dice) {
+        line += &format!(
+            "; unlabeled Dice coarse {:.2} fine {:.2}",
+            c * 100.0,
+            f * 100.0
+        );
+    }
+    if let (Some(gs), Some(gi)) = (v.grad_seg, v.grad_inp) {
+        line += &format!("; |grad| at encoder seg {gs:.3e} inp {gi:.3e}");
+    }
+    line + &format!(" ({} images, {seconds:.0} s)", v.val.count)
+}
+
+/// Progress lines and the run's clock (training seconds across resumes).
+struct Progress {
+    run_start: Instant,
+    session_start: Instant,
+    session_first: usize,
+    tty: bool,
+}
+
+impl Progress {
+    fn new(iteration: usize, seconds: f64) -> Self {
+        Self {
+            run_start: Instant::now() - std::time::Duration::from_secs_f64(seconds),
+            session_start: Instant::now(),
+            session_first: iteration,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn run_seconds(&self) -> f64 {
+        self.run_start.elapsed().as_secs_f64()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        options: &TrainOptions,
+        method: Method,
+        state: &RunState,
+        total: usize,
+        ipe: usize,
+        terms: &LossTerms,
+        cons: f64,
+        lr: f64,
+    ) {
+        let done = state.iteration - self.session_first;
+        let per_it = self.session_start.elapsed().as_secs_f64() / done.max(1) as f64;
         let line = format!(
-            "epoch {epoch}/{} it {}/{total} | L {:.4} seg {:.4} inp {:.4}{} | lr {:.2e} | {:.2} s/it | ETA {}",
+            "epoch {}/{} it {}/{total} | L {:.4} seg {:.4} inp {:.4}{} | lr {:.2e} | {:.2} s/it | ETA {}",
+            state.iteration.div_ceil(ipe),
             options.epochs,
             state.iteration,
             terms.total,
@@ -640,182 +552,12 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
             per_it,
             hms(per_it * (total - state.iteration) as f64)
         );
-        if tty {
+        if self.tty {
             eprint!("\r{line}   ");
         } else if state.iteration % 20 == 0 || state.iteration == total {
             eprintln!("{line}");
         }
-
-        if state.iteration % ipe == 0 || state.iteration == total {
-            let n = sums.2.max(1) as f64;
-            let mut record = EpochRecord {
-                epoch,
-                iteration: state.iteration,
-                lr,
-                loss: LossTerms {
-                    seg: sums.0.seg / n,
-                    inp: sums.0.inp / n,
-                    total: sums.0.total / n,
-                },
-                consistency: sums.1 / n,
-                val: None,
-                seconds: run_start.elapsed().as_secs_f64(),
-            };
-            sums = (LossTerms::default(), 0.0, 0);
-            if epoch % options.val_every.max(1) == 0 || state.iteration == total {
-                let judged = match &teacher {
-                    Some(t) => t.clone(),
-                    None => model.valid(),
-                };
-                let t = Instant::now();
-                let summary = Summary::of(&evaluate(&judged, &val, device)?);
-                if tty {
-                    eprintln!();
-                }
-                eprintln!(
-                    "epoch {epoch}: val Dice {:.2} IoU {:.2} ({} images, {:.0} s)",
-                    summary.dice.mean * 100.0,
-                    summary.iou.mean * 100.0,
-                    summary.count,
-                    t.elapsed().as_secs_f64()
-                );
-                // The first validation always writes best.bpk (even at Dice 0), so a finished
-                // run always has one.
-                if state.best_epoch == 0 || summary.dice.mean > state.best_dice {
-                    state.best_dice = summary.dice.mean;
-                    state.best_epoch = epoch;
-                    weights::save_file(&judged, &out.join("best.bpk"), Precision::F32)?;
-                }
-                record.val = Some(summary);
-            }
-            let v = record.val.as_ref();
-            let f = |g: fn(&Summary) -> f64| v.map(|s| format!("{:.4}", g(s))).unwrap_or_default();
-            let row = format!(
-                "{},{},{:.6e},{:.5},{:.5},{:.5},{:.6},{},{},{},{},{},{},{:.1}\n",
-                record.epoch,
-                record.iteration,
-                record.lr,
-                record.loss.total,
-                record.loss.seg,
-                record.loss.inp,
-                record.consistency,
-                f(|s| s.dice.mean),
-                f(|s| s.iou.mean),
-                f(|s| s.accuracy.mean),
-                f(|s| s.recall.mean),
-                f(|s| s.specificity.mean),
-                f(|s| s.precision.mean),
-                record.seconds
-            );
-            std::fs::OpenOptions::new()
-                .append(true)
-                .open(&csv_path)
-                .and_then(|mut file| file.write_all(row.as_bytes()))
-                .map_err(|e| io(&csv_path, e))?;
-            state.epochs.push(record);
-            save(out, &model, &optim, teacher.as_ref(), &state, run_start)?;
-        }
     }
-    eprintln!(
-        "done: best val Dice {:.2} at epoch {} ({}), weights in {}",
-        state.best_dice * 100.0,
-        state.best_epoch,
-        hms(run_start.elapsed().as_secs_f64()),
-        out.join("best.bpk").display()
-    );
-    Ok(())
-}
-
-fn save(
-    out: &Path,
-    model: &Scl,
-    optim: &ModuleOptimizer,
-    teacher: Option<&Scl>,
-    state: &RunState,
-    run_start: Instant,
-) -> Result<(), Error> {
-    let mut state = state.clone();
-    state.seconds = run_start.elapsed().as_secs_f64();
-    weights::save_file(&model.valid(), &out.join("last.bpk"), Precision::F32)?;
-    if let Some(t) = teacher {
-        weights::save_file(t, &out.join("last-teacher.bpk"), Precision::F32)?;
-    }
-    let optim_path = out.join("last-optim.bpk");
-    let _ = std::fs::remove_file(&optim_path);
-    optim
-        .save(&optim_path)
-        .map_err(|e| Error::Config(format!("saving the optimizer state: {e:?}")))?;
-    let p = out.join("state.json");
-    std::fs::write(&p, serde_json::to_string_pretty(&state).expect("state")).map_err(|e| {
-        Error::Io {
-            path: p.display().to_string(),
-            source: e,
-        }
-    })
-}
-
-/// One Mean Teacher iteration: `2 L_seg` on the labeled batch plus `weight` times the mean
-/// squared difference between the student's and the teacher's probabilities on the unlabeled
-/// batch (teacher input with Gaussian noise, clipped to +-2 std).
-#[allow(clippy::too_many_arguments)]
-fn mean_teacher_step(
-    student: Scl,
-    optim: &mut ModuleOptimizer,
-    teacher: &Scl,
-    batch: &Batch,
-    lr: f64,
-    weight: f64,
-    noise_std: f64,
-    rng: &mut Rng,
-) -> (Scl, LossTerms, f64) {
-    let (xl, y) = batch.labeled.as_ref().expect("labeled batch");
-    let n = xl.dims()[0];
-    let (seg_loss, cons) = match &batch.unlabeled {
-        Some(xu) if xu.dims()[0] == n => {
-            let x = Tensor::cat(vec![xl.clone(), xu.clone()], 0);
-            let out = student.forward_grouped(x, FineParts::SEGMENT_DEEP, 2);
-            let lab: Vec<Tensor<4>> = out
-                .seg
-                .iter()
-                .map(|t| t.clone().slice(s![0..n, .., .., ..]))
-                .collect();
-            let p_student = sigmoid(out.seg[0].clone().slice(s![n..2 * n, .., .., ..]));
-            let [b, c, h, w] = xu.dims();
-            let noise: Vec<f32> = (0..b * c * h * w)
-                .map(|_| (rng.normal() * noise_std).clamp(-2.0 * noise_std, 2.0 * noise_std) as f32)
-                .collect();
-            let plain = teacher.devices()[0].clone();
-            let xt = xu.clone().inner().to_device(&plain)
-                + Tensor::<4>::from_data(TensorData::new(noise, [b, c, h, w]), &plain);
-            let (_, p_teacher) = teacher.predict_mask(xt).expect("teacher input");
-            let p_teacher = Tensor::<4>::from_data(p_teacher.into_data(), &xu.device());
-            let cons = (p_student - p_teacher).square().mean();
-            (segmentation_loss(&lab, y.clone()), Some(cons))
-        }
-        _ => {
-            let out = student.forward_aligned(xl.clone(), FineParts::SEGMENT_DEEP);
-            (segmentation_loss(&out.seg, y.clone()), None)
-        }
-    };
-    let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
-    let seg_v = scalar(&seg_loss);
-    let cons_v = cons.as_ref().map(scalar).unwrap_or(0.0);
-    let total = match cons {
-        Some(c) => total_loss(seg_loss, c * weight),
-        None => seg_loss * 2.0,
-    };
-    let total_v = scalar(&total);
-    let grads = GradientsParams::from_grads(total.backward(), &student);
-    let student = optim.step(lr, student, grads);
-    (
-        student,
-        LossTerms {
-            seg: seg_v,
-            inp: 0.0,
-            total: total_v,
-        },
-        cons_v,
-    )
 }
 
 /// JSON serialisation of the run files without generic closures.

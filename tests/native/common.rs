@@ -129,3 +129,8 @@ pub fn disc_at(w: u32, h: u32, cx: f32, cy: f32, r: f32) -> (RgbImage, GrayImage
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// The ResNet encoder of a network built from a ResNet preset.
+pub fn resnet(m: &Scl) -> &scl::model::resnet::ResNet {
+    m.encoder.as_resnet().expect("a ResNet encoder")
+}

@@ -2,10 +2,12 @@
 #![cfg(not(target_family = "wasm"))]
 
 mod common;
+mod conv_grad;
 mod data;
 mod fixture;
 mod gff;
 mod imageio;
+mod init;
 mod losses;
 mod metrics;
 mod network;

@@ -44,10 +44,7 @@ fn fifty_steps_halve_the_segmentation_loss() {
     ad.seed(7);
     let mut m = model(&light(), &ad);
     let (x, y) = disc_batch(4, 64, &ad);
-    let batch = Batch {
-        labeled: Some((x.clone(), y)),
-        unlabeled: Some(x),
-    };
+    let batch = Batch::new(Some((x.clone(), y)), Some(x));
     let mut optim = train::sgd();
     let mut first = None;
     let mut last = 0.0;
@@ -72,22 +69,21 @@ fn joint_pass_equals_two_separate_passes() {
     let (x, y) = disc_batch(4, 64, &ad);
     let (xu, _) = disc_batch(4, 64, &ad);
     let xu = xu.flip([3]);
-    let batch = Batch {
-        labeled: Some((x.clone(), y.clone())),
-        unlabeled: Some(xu),
-    };
+    let batch = Batch::new(Some((x.clone(), y.clone())), Some(xu));
     let a = model(&cfg, &ad);
     let b = model(&cfg, &ad);
-    let (ta, sa, ia) = train::losses(&a, &batch);
-    let (tb, sb, ib) = train::losses_two_passes(&b, &batch);
+    let (sa, ia) = train::losses(&a, &batch);
+    let (sb, ib) = train::losses_two_passes(&b, &batch);
+    let ta = train::LossWeights::SPEC.total(sa.clone(), ia.clone());
+    let tb = train::LossWeights::SPEC.total(sb.clone(), ib.clone());
     assert_close(scalar(sa.unwrap()), scalar(sb.unwrap()), 1e-4, "L_seg");
     assert_close(scalar(ia.unwrap()), scalar(ib.unwrap()), 1e-4, "L_inp");
     let ga = ta.backward();
     let gb = tb.backward();
     for (pa, pb) in [
         (
-            a.encoder.conv1.weight.clone(),
-            b.encoder.conv1.weight.clone(),
+            resnet(&a).conv1.weight.clone(),
+            resnet(&b).conv1.weight.clone(),
         ),
         (
             a.seg.head.hidden.conv.weight.clone(),

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use safetensors::tensor::{Dtype, TensorView};
-use scl::model::encoder::Encoder;
-use scl::{EncoderDepth, ModelConfig};
+use scl::model::resnet::ResNet;
+use scl::{EncoderKind, ModelConfig};
 
 use crate::common::*;
 
@@ -74,14 +74,14 @@ fn index_of(tensors: &[(String, Vec<usize>)], name: &str) -> usize {
 fn torchvision_names_land_in_the_encoder() {
     let device = dev();
     let cfg = light(); // ResNet-18, width 8
-    let tensors = torchvision_tensors(EncoderDepth::ResNet18.blocks(), 8);
+    let tensors = torchvision_tensors(EncoderKind::ResNet18.blocks(), 8);
     let bytes = write(&tensors);
     let m = model(&cfg, &device);
     let (m, report) = scl::pretrained::import_safetensors(m, bytes, "tv.safetensors").unwrap();
     // Everything but fc.weight and fc.bias.
     assert_eq!(report.loaded, tensors.len() - 2);
     assert!(report.ignored.iter().any(|n| n.contains("fc")));
-    let enc: &Encoder = &m.encoder;
+    let enc: &ResNet = resnet(&m);
     let check = |name: &str, got: Vec<f32>| {
         let k = index_of(&tensors, name);
         for (j, v) in got.iter().enumerate().take(200) {
@@ -109,20 +109,20 @@ fn torchvision_names_land_in_the_encoder() {
 fn mismatched_files_are_refused_with_a_reason() {
     let device = dev();
     // Width 64 (real ImageNet weights) into a width-8 encoder.
-    let wide = write(&torchvision_tensors(EncoderDepth::ResNet18.blocks(), 16));
+    let wide = write(&torchvision_tensors(EncoderKind::ResNet18.blocks(), 16));
     let e =
         scl::pretrained::import_safetensors(model(&light(), &device), wide, "wide").unwrap_err();
     assert!(e.to_string().contains("shapes do not match"), "{e}");
     // ResNet-34 into ResNet-18.
-    let deep = write(&torchvision_tensors(EncoderDepth::ResNet34.blocks(), 8));
+    let deep = write(&torchvision_tensors(EncoderKind::ResNet34.blocks(), 8));
     let e =
         scl::pretrained::import_safetensors(model(&light(), &device), deep, "deep").unwrap_err();
-    assert!(e.to_string().contains("deeper ResNet"), "{e}");
+    assert!(e.to_string().contains("a deeper ResNet"), "{e}");
     // ResNet-18 into ResNet-34: blocks missing.
     let cfg34 = ModelConfig::preset("r18-w8")
         .unwrap()
-        .with_depth(EncoderDepth::ResNet34);
-    let shallow = write(&torchvision_tensors(EncoderDepth::ResNet18.blocks(), 8));
+        .with_encoder(EncoderKind::ResNet34);
+    let shallow = write(&torchvision_tensors(EncoderKind::ResNet18.blocks(), 8));
     let e = scl::pretrained::import_safetensors(model(&cfg34, &device), shallow, "shallow")
         .unwrap_err();
     assert!(e.to_string().contains("missing"), "{e}");

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use scl::ModelConfig;
 use scl::data::Partition;
-use scl::trainer::{Method, RunState, TrainOptions, run};
+use scl::train::{MeanTeacherOptions, Method, RunState, TrainOptions, run};
 
 use crate::common::{dataset_dir, disc_at, read_json};
 
@@ -37,6 +37,7 @@ fn train_writes_the_run_and_resumes() {
         label_ratio: 0.5,
         method: Method::Scl,
         config: ModelConfig::preset("r18-w8").unwrap(),
+        pretrained: None,
         seed: 3,
         epochs: 2,
         iters_per_epoch: Some(1),
@@ -45,10 +46,14 @@ fn train_writes_the_run_and_resumes() {
         size: 64,
         crop: 64,
         val_every: 1,
-        ema: 0.99,
-        consistency: 0.1,
-        rampup: 0.4,
-        teacher_noise: 0.1,
+        inp_weight: 1.0,
+        mean_teacher: MeanTeacherOptions {
+            ema: 0.99,
+            consistency: 0.1,
+            rampup: 0.4,
+            teacher_noise: 0.1,
+        },
+        diagnostic_images: 2,
     };
     let device = burn::prelude::Device::flex();
     run(&options, &out, &device, false).unwrap();
@@ -77,7 +82,7 @@ fn train_writes_the_run_and_resumes() {
     let state: RunState = read_json(&out.join("state.json"));
     assert_eq!(state.iteration, 2);
     assert_eq!(state.epochs.len(), 2);
-    assert!(state.epochs.iter().all(|e| e.val.is_some()));
+    assert!(state.epochs.iter().all(|e| e.validation.is_some()));
     assert!(state.best_epoch >= 1);
     let rows = || {
         std::fs::read_to_string(out.join("log.csv"))

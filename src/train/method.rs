@@ -1,0 +1,106 @@
+//! The training methods of the paper's experiment (SPEC.md, the paper's table and Fig. 4) and
+//! this project's ablations: which network each trains and which data it reads. A new method
+//! is a variant here plus its step (see `run.rs`'s `Stepper`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::config::{Fusion, ModelConfig};
+/// The training methods of the paper's experiment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// SCL with gated feature fusion (labeled + unlabeled).
+    Scl,
+    /// SCL with additive fusion (ablation).
+    SclAdd,
+    /// SCL with concatenation fusion (ablation).
+    SclConcat,
+    /// Diagnostic ablation: SCL whose unlabeled images are erased with their *true* masks
+    /// instead of the stage-1 prediction (an upper bound on what better erasing could give).
+    SclOracle,
+    /// Encoder + segmentation decoder on labeled images (the paper's baseline).
+    Supervised,
+    /// The full two-stage network on labeled images only (the paper's Fig. 4 middle curve).
+    TwoStage,
+    /// Mean Teacher on the supervised network (EMA teacher, noisy teacher input, consistency on
+    /// probabilities with a sigmoid ramp-up).
+    MeanTeacher,
+}
+
+impl Method {
+    /// All methods, as the CLI lists them.
+    pub const ALL: [Method; 7] = [
+        Method::Scl,
+        Method::SclAdd,
+        Method::SclConcat,
+        Method::SclOracle,
+        Method::Supervised,
+        Method::TwoStage,
+        Method::MeanTeacher,
+    ];
+
+    /// The CLI name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Scl => "scl",
+            Method::SclAdd => "scl-add",
+            Method::SclConcat => "scl-concat",
+            Method::SclOracle => "scl-oracle",
+            Method::Supervised => "supervised",
+            Method::TwoStage => "two-stage",
+            Method::MeanTeacher => "mean-teacher",
+        }
+    }
+
+    /// Parses a CLI name.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == name)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown method '{name}' (one of: {})",
+                    Method::ALL.map(|m| m.name()).join(", ")
+                ))
+            })
+    }
+
+    /// The network configuration the method trains, from a preset's.
+    pub fn network(self, base: &ModelConfig) -> ModelConfig {
+        let mut c = base.clone();
+        match self {
+            Method::Scl | Method::SclOracle | Method::TwoStage => {
+                c.two_stage = true;
+                c.fusion = Fusion::Gff;
+            }
+            Method::SclAdd => {
+                c.two_stage = true;
+                c.fusion = Fusion::Add;
+            }
+            Method::SclConcat => {
+                c.two_stage = true;
+                c.fusion = Fusion::Concat;
+            }
+            Method::Supervised | Method::MeanTeacher => c.two_stage = false,
+        }
+        c
+    }
+
+    /// Whether the method reads unlabeled images.
+    pub fn uses_unlabeled(self) -> bool {
+        matches!(
+            self,
+            Method::Scl
+                | Method::SclAdd
+                | Method::SclConcat
+                | Method::SclOracle
+                | Method::MeanTeacher
+        )
+    }
+
+    /// Whether the unlabeled images' masks are loaded (the oracle erases with them).
+    pub fn reads_hidden_masks(self) -> bool {
+        self == Method::SclOracle
+    }
+}

@@ -1,0 +1,79 @@
+//! Validation and evaluation (SPEC.md "Evaluation"): per-image scores of the fine mask and of
+//! the stage-1 (coarse) mask at the working size, threshold 0.5.
+
+use burn::prelude::*;
+
+use super::loader::load_pairs;
+use crate::Error;
+use crate::data::Pair;
+use crate::metrics::{Confusion, Scores};
+use crate::model::Scl;
+
+/// Validation data: images and masks at the working size.
+pub struct ValSet {
+    /// Stems.
+    pub stems: Vec<String>,
+    /// Planar images `[3, S, S]`.
+    pub images: Vec<Vec<f32>>,
+    /// Binary masks `[S, S]`.
+    pub masks: Vec<Vec<f32>>,
+    /// Working size.
+    pub size: u32,
+}
+
+impl ValSet {
+    /// Loads `pairs` at `size`, skipping (and reporting) bad ones.
+    pub fn load(pairs: &[Pair], size: u32) -> Self {
+        let loaded = load_pairs(pairs, size, true);
+        let mut v = ValSet {
+            stems: Vec::new(),
+            images: Vec::new(),
+            masks: Vec::new(),
+            size,
+        };
+        for (stem, img, mask) in loaded {
+            v.stems.push(stem);
+            v.images.push(crate::imageio::rgb_to_chw(&img));
+            v.masks.push(
+                mask.expect("mask")
+                    .pixels()
+                    .map(|p| if p[0] >= 128 { 1.0 } else { 0.0 })
+                    .collect(),
+            );
+        }
+        v
+    }
+}
+
+/// Per-image scores of one model on a [`ValSet`], in the set's order.
+#[derive(Debug, Clone, Default)]
+pub struct Evaluation {
+    /// The fine (stage-2) mask: the network's prediction.
+    pub fine: Vec<Scores>,
+    /// The stage-1 (coarse) mask, the one stage 2 erases. For a single-stage network it is the
+    /// prediction itself.
+    pub coarse: Vec<Scores>,
+}
+
+/// Scores `model` (an inference copy) on `val`: fine and coarse masks at the working size,
+/// threshold 0.5, batches of 4.
+pub fn evaluate(model: &Scl, val: &ValSet, device: &Device) -> Result<Evaluation, Error> {
+    let s = val.size as usize;
+    let mut ev = Evaluation::default();
+    let read = |t: Tensor<4>| -> Result<Vec<f32>, Error> {
+        t.into_data()
+            .try_into_vec_as::<f32>()
+            .map_err(|e| Error::Config(format!("reading predictions: {e:?}")))
+    };
+    for (imgs, masks) in val.images.chunks(4).zip(val.masks.chunks(4)) {
+        let flat: Vec<f32> = imgs.iter().flatten().copied().collect();
+        let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), device);
+        let (coarse, fine) = model.predict_mask(x)?;
+        let (coarse, fine) = (read(coarse)?, read(fine)?);
+        for ((f, c), m) in fine.chunks(s * s).zip(coarse.chunks(s * s)).zip(masks) {
+            ev.fine.push(Confusion::from_maps(f, m).scores());
+            ev.coarse.push(Confusion::from_maps(c, m).scores());
+        }
+    }
+    Ok(ev)
+}

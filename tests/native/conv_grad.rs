@@ -1,0 +1,177 @@
+//! Convolution gradients on the Flex backend (the vendored burn-flex patch computes them with
+//! its own kernels) against a direct evaluation of the definition in f64:
+//! `dW[o, i, u, v] = sum_{b, y, x} G[b, o, y, x] X[b, g*Ci + i, y*s + u*d - p, x*s + v*d - p]`
+//! and `dX` the matching scatter, for the shapes the networks use and for awkward ones
+//! (batch 1, strides, dilation, groups, depthwise, several im2col tiles, asymmetric padding).
+
+use burn::prelude::*;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
+
+use crate::common::*;
+
+struct Case {
+    b: usize,
+    cin: usize,
+    cout: usize,
+    hw: (usize, usize),
+    k: (usize, usize),
+    stride: usize,
+    pad: [(usize, usize); 2],
+    dilation: usize,
+    groups: usize,
+}
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(2_654_435_761).wrapping_add(7);
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s % 20_001) as f32 / 10_000.0 - 1.0
+        })
+        .collect()
+}
+
+fn check(c: &Case) {
+    let (h, w) = c.hw;
+    let (kh, kw) = c.k;
+    let cin_g = c.cin / c.groups;
+    let cout_g = c.cout / c.groups;
+    let oh = (h + c.pad[0].0 + c.pad[0].1 - c.dilation * (kh - 1) - 1) / c.stride + 1;
+    let ow = (w + c.pad[1].0 + c.pad[1].1 - c.dilation * (kw - 1) - 1) / c.stride + 1;
+    let xs = values(c.b * c.cin * h * w, 1);
+    let ws = values(c.cout * cin_g * kh * kw, 2);
+    let gs = values(c.b * c.cout * oh * ow, 3);
+    let ad = dev().autodiff();
+    let x =
+        Tensor::<4>::from_data(TensorData::new(xs.clone(), [c.b, c.cin, h, w]), &ad).require_grad();
+    let wt = Tensor::<4>::from_data(TensorData::new(ws.clone(), [c.cout, cin_g, kh, kw]), &ad)
+        .require_grad();
+    let g = Tensor::<4>::from_data(TensorData::new(gs.clone(), [c.b, c.cout, oh, ow]), &ad);
+    let options = ConvOptions::new_with_padding([c.stride; 2], c.pad, [c.dilation; 2], c.groups);
+    let y = conv2d(x.clone(), wt.clone(), None, options);
+    assert_eq!(y.dims(), [c.b, c.cout, oh, ow]);
+    let grads = (y * g).sum().backward();
+    let dx = to_vec(x.grad(&grads).unwrap());
+    let dw = to_vec(wt.grad(&grads).unwrap());
+
+    let mut ex = vec![0f64; xs.len()];
+    let mut ew = vec![0f64; ws.len()];
+    for b in 0..c.b {
+        for o in 0..c.cout {
+            let grp = o / cout_g;
+            for y in 0..oh {
+                for xo in 0..ow {
+                    let gv = gs[((b * c.cout + o) * oh + y) * ow + xo] as f64;
+                    for i in 0..cin_g {
+                        let ci = grp * cin_g + i;
+                        for u in 0..kh {
+                            for v in 0..kw {
+                                let iy =
+                                    (y * c.stride + u * c.dilation) as isize - c.pad[0].0 as isize;
+                                let ix =
+                                    (xo * c.stride + v * c.dilation) as isize - c.pad[1].0 as isize;
+                                if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                    continue;
+                                }
+                                let xi = ((b * c.cin + ci) * h + iy as usize) * w + ix as usize;
+                                let wi = ((o * cin_g + i) * kh + u) * kw + v;
+                                ew[wi] += gv * xs[xi] as f64;
+                                ex[xi] += gv * ws[wi] as f64;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let close = |got: &[f32], want: &[f64], what: &str| {
+        let scale = want.iter().fold(1.0f64, |m, v| m.max(v.abs()));
+        let err = got
+            .iter()
+            .zip(want)
+            .map(|(a, b)| (*a as f64 - b).abs())
+            .fold(0.0, f64::max);
+        assert!(
+            err <= 1e-5 * scale,
+            "{what}: max error {err} (values up to {scale}) for b {} cin {} cout {} {}x{} k {:?} s {} p {:?} d {} g {}",
+            c.b,
+            c.cin,
+            c.cout,
+            h,
+            w,
+            c.k,
+            c.stride,
+            c.pad,
+            c.dilation,
+            c.groups
+        );
+    };
+    close(&dw, &ew, "weight gradient");
+    close(&dx, &ex, "input gradient");
+}
+
+fn case(b: usize, cin: usize, cout: usize, hw: usize, k: usize, stride: usize, pad: usize) -> Case {
+    Case {
+        b,
+        cin,
+        cout,
+        hw: (hw, hw),
+        k: (k, k),
+        stride,
+        pad: [(pad, pad); 2],
+        dilation: 1,
+        groups: 1,
+    }
+}
+
+#[test]
+fn network_shapes() {
+    for c in [
+        case(8, 16, 16, 16, 3, 1, 1), // encoder block
+        case(4, 16, 8, 32, 3, 1, 1),  // a batch of 4 (the old slow path)
+        case(2, 8, 3, 24, 1, 1, 0),   // inpainting head
+        case(8, 3, 16, 32, 7, 2, 3),  // stem
+        case(4, 16, 32, 16, 1, 2, 0), // projection shortcut
+        case(1, 32, 16, 8, 3, 2, 1),  // batch 1, stride 2
+    ] {
+        check(&c);
+    }
+}
+
+#[test]
+fn awkward_shapes() {
+    // One input channel on 100x100: the im2col tile (7281 positions) ends mid-row.
+    check(&case(2, 1, 4, 100, 3, 1, 1));
+    // Non-square images and kernels, dilation, asymmetric padding.
+    check(&Case {
+        b: 3,
+        cin: 5,
+        cout: 6,
+        hw: (11, 7),
+        k: (3, 2),
+        stride: 2,
+        pad: [(2, 1), (0, 1)],
+        dilation: 2,
+        groups: 1,
+    });
+    // Grouped (not depthwise) and depthwise, stride 1 and 2.
+    let grouped = |cin, cout, groups, stride| Case {
+        b: 2,
+        cin,
+        cout,
+        hw: (9, 10),
+        k: (3, 3),
+        stride,
+        pad: [(1, 1), (1, 1)],
+        dilation: 1,
+        groups,
+    };
+    check(&grouped(8, 12, 4, 1));
+    check(&grouped(12, 12, 12, 1));
+    check(&grouped(12, 12, 12, 2));
+    // A channel multiplier (not depthwise in the patch's sense).
+    check(&grouped(4, 8, 4, 1));
+}
