@@ -7,8 +7,13 @@ the rayon worker threads carry only the worker part of the stack, which still st
 op's parallel closure, so they are attributed too. Prints a table of shares, plus how busy each
 thread was (samples per thread / wall samples).
 
-    perf record -F 499 --call-graph dwarf,32768 -o P.data scl bench ... --no-infer
-    python3 scripts/perf_kinds.py P.data [--iter-seconds S]
+    cargo build --profile profiling --bin scl      # line tables: inlined frames are named
+    perf record -F 499 --call-graph dwarf,32768 -o P.data $CARGO_TARGET_DIR/profiling/scl \
+        bench --preset r18-w16 --size 32 --iters 4
+    python3 scripts/perf_kinds.py P.data
+
+Without line tables (a plain release build) work inlined into rayon closures is counted as
+"rayon scheduling / idle spin"; with them it lands on its op.
 """
 import collections
 import re
@@ -16,10 +21,11 @@ import subprocess
 import sys
 
 KINDS = [
-    # (kind, regex on a frame's symbol), first match from the root wins.
-    ("conv weight gradient", r"conv_backward::(conv2d_weight_grad|im2col|depthwise_weight|reduce_chunks|gemm_acc)|conv2d_weight_backward|conv2d_weight_grad"),
-    ("conv input gradient", r"conv_transpose::|conv_backward::depthwise_x_grad|conv2d_x_backward"),
-    ("conv forward", r"burn_flex::ops::conv::"),
+    # (kind, regex on a frame's symbol); the outermost matching frame of a sample wins.
+    ("conv weight gradient", r"conv(_backward|2d_gemm)::(conv2d_weight_grad|im2col_weight_grad|depthwise_weight_grad|reduce_chunks)|conv2d_weight_backward|conv2d_weight_grad"),
+    ("conv input gradient", r"conv_transpose::|conv(_backward|2d_gemm)::(conv2d_x_grad|col2im|depthwise_x_grad)|conv2d_x_backward"),
+    ("conv forward", r"burn_flex::ops::conv::|conv2d_gemm::conv2d_forward"),
+    ("upsampling (x2 bilinear)", r"upsample2x|burn_flex::ops::interpolate|upsample2_axis"),
     ("batch norm (project code)", r"scl::model::norm::"),
     ("reductions (sum/mean)", r"burn_flex::ops::reduce::"),
     ("concat", r"burn_flex::ops::cat::"),

@@ -45,6 +45,8 @@ enum Command {
     Train(TrainArgs),
     /// Evaluate checkpoints on a split or folder at the working size; prints the paper's table.
     Eval(EvalArgs),
+    /// Adapt trained weights to a new site's unlabeled images (the page's fine-tuning, natively).
+    Adapt(AdaptArgs),
     /// Run the same weights on the CPU (Flex) and on wgpu and print how far each stage's output
     /// differs: a check that a GPU (or driver) computes this network correctly.
     CompareBackends {
@@ -138,6 +140,55 @@ struct TrainArgs {
     /// Continue the run saved in --out.
     #[arg(long)]
     resume: bool,
+    /// Backend: flex (CPU) or wgpu (GPU).
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(Args)]
+struct AdaptArgs {
+    /// Trained weights to start from.
+    #[arg(long)]
+    weights: PathBuf,
+    /// A dataset folder (images/, optional masks/ and split.json; masks are never read) or a
+    /// plain folder of images.
+    #[arg(long)]
+    data: PathBuf,
+    /// The split of a dataset folder to adapt on (e.g. `adapt` of CVC-ClinicDB), or `all`.
+    #[arg(long, default_value = "all")]
+    split: String,
+    /// Where to write the adapted weights.
+    #[arg(long, short)]
+    out: PathBuf,
+    /// adabn | inpainting | tent | pseudo | pseudo+inpainting | adabn+<one of those>.
+    #[arg(long, default_value = "adabn")]
+    objective: String,
+    /// Gradient steps (default: the page's).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Learning rate (default: the page's).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Images per step (default: the page's).
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Working size (the page's: 160).
+    #[arg(long, default_value_t = 160)]
+    size: u32,
+    /// Crop side (default: the working size).
+    #[arg(long)]
+    crop: Option<u32>,
+    /// Parameters to move: all | no-encoder | bn (default: the objective's).
+    #[arg(long)]
+    scope: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Store the adapted weights as f16.
+    #[arg(long)]
+    f16: bool,
+    /// Write the run's report (losses, foreground fractions, time) as JSON here.
+    #[arg(long)]
+    report: Option<PathBuf>,
     /// Backend: flex (CPU) or wgpu (GPU).
     #[arg(long, default_value = "flex")]
     device: String,
@@ -282,6 +333,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => bench(&args),
         Command::Train(args) => train_cmd(&args),
         Command::Eval(args) => eval_cmd(&args),
+        Command::Adapt(args) => adapt_cmd(&args),
         Command::Convert { input, output, f16 } => convert(&input, &output, f16),
         Command::CompareBackends { weights, size } => compare_backends(weights.as_deref(), size),
     };
@@ -857,6 +909,69 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
     }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows).expect("json")).map_err(
+            |source| Error::Io {
+                path: path.display().to_string(),
+                source,
+            },
+        )?;
+    }
+    Ok(())
+}
+
+fn adapt_cmd(args: &AdaptArgs) -> Result<(), Error> {
+    use scl::adapt::{AdaptOptions, Objective, Scope, folder};
+    let device = backend::init(Backend::parse(&args.device)?)?;
+    let model = weights::load_file(&args.weights, &device)?.valid();
+    let mut options = AdaptOptions::new(Objective::parse(&args.objective)?, args.size);
+    options.steps = args.steps.unwrap_or(options.steps);
+    options.lr = args.lr.unwrap_or(options.lr);
+    options.batch = args.batch.unwrap_or(options.batch);
+    options.crop = args.crop.unwrap_or(options.crop);
+    options.scope = args.scope.as_deref().map(Scope::parse).transpose()?;
+    options.seed = args.seed;
+    let paths = scl::data::image_paths(&args.data, &args.split)?;
+    let images: Vec<_> = paths
+        .iter()
+        .filter_map(|p| match scl::data::load_image(p, args.size) {
+            Ok(i) => Some(i),
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                None
+            }
+        })
+        .collect();
+    eprintln!(
+        "adapting {} ({}) to {} images of {} ({}): {}",
+        args.weights.display(),
+        model.config.describe(),
+        images.len(),
+        args.data.display(),
+        args.split,
+        options.objective.describe()
+    );
+    let (adapted, report) = folder::adapt_images(&model, &images, options, &device, |s, l, f| {
+        if s % 10 == 0 {
+            eprintln!("step {s}: loss {l:.5}, predicted lesion {:.1}%", 100.0 * f);
+        }
+    })?;
+    if let Some(why) = &report.stopped {
+        eprintln!("{why}");
+    }
+    let precision = if args.f16 {
+        weights::Precision::F16
+    } else {
+        weights::Precision::F32
+    };
+    weights::save_file(&adapted, &args.out, precision)?;
+    eprintln!(
+        "done in {:.1} s ({} AdaBN batches, {} steps): {}",
+        report.seconds,
+        report.adabn_batches,
+        report.steps,
+        args.out.display()
+    );
+    if let Some(path) = &args.report {
+        std::fs::write(path, serde_json::to_string_pretty(&report).expect("json")).map_err(
             |source| Error::Io {
                 path: path.display().to_string(),
                 source,

@@ -209,3 +209,35 @@ pub fn load_image(path: &Path, size: u32) -> Result<RgbImage, Error> {
     let img = imageio::decode_rgb(&bytes, &path.display().to_string())?;
     Ok(imageio::resize_rgb(&img, size, size))
 }
+
+/// The image files to read from `dir`: the `split` of a dataset folder (one with `images/`;
+/// `all` for every image), or every image file of a plain folder (`split` must then be `all`).
+/// Sorted by name.
+pub fn image_paths(dir: &Path, split: &str) -> Result<Vec<PathBuf>, Error> {
+    if dir.join("images").is_dir() {
+        let ds = Dataset::scan(dir)?;
+        let stems = ds.split(split, 0.2, 1)?;
+        let (pairs, missing) = ds.select(&stems);
+        for m in &missing {
+            eprintln!("skipped: {m}: listed in the split but not found in images/");
+        }
+        return Ok(pairs.into_iter().map(|p| p.image).collect());
+    }
+    if split != "all" {
+        return Err(Error::Config(format!(
+            "{}: a plain folder of images has no split '{split}' (use --split all, or a dataset \
+             folder with images/ and split.json)",
+            dir.display()
+        )));
+    }
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && is_image(p))
+        .collect();
+    if v.is_empty() {
+        return Err(Error::Config(format!("{}: no images", dir.display())));
+    }
+    v.sort();
+    Ok(v)
+}

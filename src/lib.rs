@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adapt;
 pub mod augment;
 pub mod backend;
 pub mod config;

@@ -7,7 +7,6 @@
 //! cannot block the browser's thread.
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param};
-use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::tensor::Transaction;
 use burn::tensor::activation::sigmoid;
@@ -15,14 +14,11 @@ use image::{GrayImage, RgbImage};
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 
-use crate::augment::{Augment, augment};
+use crate::adapt::{AdaptOptions, Adapter, Objective, Scope, Verdict};
 use crate::backend::{Backend, init_async};
 use crate::imageio;
-use crate::loss::inpainting_loss;
 use crate::metrics::Confusion;
-use crate::model::{FineParts, STRIDE, Scl, trainable_params};
-use crate::rng::Rng;
-use crate::train;
+use crate::model::{STRIDE, Scl, trainable_params};
 use crate::weights::{self, Precision};
 
 /// Installs the panic hook (panics print their message to the console instead of
@@ -124,17 +120,6 @@ pub async fn webgpu_adapter() -> Option<JsValue> {
     (!adapter.is_null() && !adapter.is_undefined()).then_some(adapter)
 }
 
-/// The state of an in-browser fine-tuning session.
-struct Tuner {
-    /// The network on the autodiff device (taken out during a step).
-    model: Option<Scl>,
-    device: Device,
-    optim: ModuleOptimizer,
-    train_encoder: bool,
-    steps: usize,
-    rng: Rng,
-}
-
 /// The network, on the backend the page chose.
 #[wasm_bindgen]
 pub struct Engine {
@@ -142,7 +127,8 @@ pub struct Engine {
     backend: Backend,
     /// Inference copy (no autodiff).
     model: Scl,
-    tuner: Option<Tuner>,
+    /// The adaptation in progress (the page's fine-tuning panel).
+    adapter: Option<Adapter>,
     weights_name: String,
 }
 
@@ -165,7 +151,7 @@ impl Engine {
             device,
             backend,
             model,
-            tuner: None,
+            adapter: None,
             weights_name: name,
         })
     }
@@ -202,7 +188,7 @@ impl Engine {
     ) -> Result<String, JsError> {
         let model = weights::from_bytes(&weights, &name, &self.device).map_err(err)?;
         self.model = model.valid();
-        self.tuner = None;
+        self.adapter = None;
         self.weights_name = name;
         Ok(self.describe())
     }
@@ -427,104 +413,120 @@ impl Engine {
         Ok(o)
     }
 
-    /// Starts (or restarts) fine-tuning: the inpainting loss of SPEC.md on the user's unlabeled
-    /// images, SGD with momentum 0.9 and weight decay 1e-5. With `train_encoder` false the
-    /// encoder is frozen (no gradients, batch-norm statistics fixed) and only the fusion
-    /// modules and decoders learn.
-    pub fn finetune_begin(&mut self, train_encoder: bool, seed: u64) -> Result<(), JsError> {
-        if !self.model.config.two_stage {
-            return Err(err(
-                "this network has no inpainting decoder (single-stage baseline): fine-tuning \
-                 on unlabeled images needs an SCL network",
-            ));
+    /// The adaptation objectives the page offers: `[{name, description}]`, the default first.
+    pub fn adapt_objectives() -> Array {
+        let list = Array::new();
+        let default = AdaptOptions::PAGE_DEFAULT;
+        let names = std::iter::once(default)
+            .chain(Objective::ALL.iter().copied().filter(|n| *n != default));
+        for name in names {
+            let o = Object::new();
+            let obj = Objective::parse(name).expect("a known objective");
+            set(&o, "name", name);
+            set(&o, "description", obj.describe());
+            set(&o, "gradient", obj.loss.is_some());
+            list.push(&o);
         }
-        let ad = self.device.clone().autodiff();
-        let mut model = self.model.clone().fork(&ad).train();
-        if !train_encoder {
-            model.encoder = model.encoder.freeze();
-        }
-        self.tuner = Some(Tuner {
-            model: Some(model),
-            device: ad,
-            optim: train::sgd(),
-            train_encoder,
-            steps: 0,
-            rng: Rng::new(seed),
-        });
+        list
+    }
+
+    /// The defaults of `objective` at working size `size` (the ones `scl adapt` uses):
+    /// `{steps, lr, batch, crop, scope}`.
+    pub fn adapt_defaults(objective: String, size: u32) -> Result<Object, JsError> {
+        let o = AdaptOptions::new(Objective::parse(&objective).map_err(err)?, size);
+        let out = Object::new();
+        set(&out, "steps", o.steps as u32);
+        set(&out, "lr", o.lr);
+        set(&out, "batch", o.batch as u32);
+        set(&out, "crop", o.crop);
+        set(&out, "scope", o.scope().map(|s| s.name()).unwrap_or(""));
+        Ok(out)
+    }
+
+    /// Starts (or restarts) adapting the current network to the user's unlabeled images
+    /// (`crate::adapt`, the code `scl adapt` runs). `scope`: `""` for the objective's own.
+    #[allow(clippy::too_many_arguments)]
+    pub fn adapt_begin(
+        &mut self,
+        objective: String,
+        steps: usize,
+        lr: f64,
+        batch: usize,
+        size: u32,
+        crop: u32,
+        scope: String,
+        seed: u64,
+    ) -> Result<(), JsError> {
+        let mut options = AdaptOptions::new(Objective::parse(&objective).map_err(err)?, size);
+        options.steps = steps;
+        options.lr = lr;
+        options.batch = batch;
+        options.crop = crop;
+        options.scope = (!scope.is_empty())
+            .then(|| Scope::parse(&scope))
+            .transpose()
+            .map_err(err)?;
+        options.seed = seed;
+        self.adapter = Some(Adapter::new(&self.model, &self.device, options).map_err(err)?);
         Ok(())
     }
 
-    /// Fine-tuning steps done since [`Engine::finetune_begin`].
-    pub fn finetune_steps(&self) -> usize {
-        self.tuner.as_ref().map_or(0, |t| t.steps)
-    }
-
-    /// One fine-tuning step on a batch of image files (each decoded, resized to `size`, and
-    /// augmented into a random `crop x crop` crop, as SPEC.md's unlabeled preprocessing).
-    /// Returns the batch's inpainting loss before the step. Only the batch's images are
-    /// decoded: memory does not grow with the number of images loaded in the page.
-    pub async fn finetune_step(
-        &mut self,
-        files: Array,
-        names: Array,
-        size: u32,
-        crop: u32,
-        lr: f64,
-    ) -> Result<f64, JsError> {
-        let tuner = self
-            .tuner
+    fn adapter(&mut self) -> Result<&mut Adapter, JsError> {
+        self.adapter
             .as_mut()
-            .ok_or_else(|| err("fine-tuning has not been started"))?;
-        if crop == 0 || !(crop as usize).is_multiple_of(STRIDE) || crop > size {
-            return Err(err(format!(
-                "crop {crop} must be a multiple of {STRIDE} no larger than the size {size}"
-            )));
-        }
-        if !(lr.is_finite() && lr > 0.0 && lr < 1.0) {
-            return Err(err(format!("learning rate {lr} must be in (0, 1)")));
-        }
-        let b = files.length() as usize;
-        if b == 0 {
-            return Err(err("no images to fine-tune on"));
-        }
-        let aug = Augment::spec(crop);
-        let mut xs = Vec::with_capacity(b * 3 * (crop * crop) as usize);
-        for i in 0..b as u32 {
-            let bytes = Uint8Array::new(&files.get(i)).to_vec();
-            let name = names
-                .get(i)
-                .as_string()
-                .unwrap_or_else(|| format!("image {i}"));
-            let img = imageio::decode_rgb(&bytes, &name).map_err(err)?;
-            let img = imageio::resize_rgb(&img, size, size);
-            xs.extend(augment(&img, None, &aug, &mut tuner.rng).image);
-        }
-        let c = crop as usize;
-        let x = Tensor::<4>::from_data(TensorData::new(xs, [b, 3, c, c]), &tuner.device);
-        let model = tuner
-            .model
-            .take()
-            .ok_or_else(|| err("a fine-tuning step failed earlier; start again"))?;
-        let out = model.forward_aligned(x.clone(), FineParts::ALL);
-        let loss = inpainting_loss(&out.inp, &out.seg, x);
-        drop(out);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let model = tuner.optim.step(lr, model, grads);
-        self.model = model.valid();
-        tuner.model = Some(model);
-        tuner.steps += 1;
-        let value = loss
-            .into_data_async()
-            .await
-            .map_err(err)?
-            .try_into_vec::<f32>()
-            .map_err(|e| err(format!("{e:?}")))?[0] as f64;
-        Ok(value)
+            .ok_or_else(|| err("adaptation has not been started"))
     }
 
-    /// Whether the encoder trains in the current fine-tuning session.
-    pub fn finetune_trains_encoder(&self) -> bool {
-        self.tuner.as_ref().is_some_and(|t| t.train_encoder)
+    /// Which of the `n` training images the next step reads (their indices).
+    pub fn adapt_next_batch(&mut self, n: usize) -> Result<Vec<u32>, JsError> {
+        Ok(self
+            .adapter()?
+            .next_batch(n)
+            .into_iter()
+            .map(|i| i as u32)
+            .collect())
+    }
+
+    /// One AdaBN batch: image files decoded and resized to the working size, no gradient.
+    pub fn adapt_adabn(&mut self, files: Array, names: Array) -> Result<(), JsError> {
+        let size = self.adapter()?.options().size;
+        let imgs = decode_all(&files, &names, size)?;
+        let s = size as usize;
+        let flat: Vec<f32> = imgs.iter().flat_map(imageio::rgb_to_chw).collect();
+        let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), &self.device);
+        let a = self.adapter()?;
+        a.adabn_batch(x).map_err(err)?;
+        self.model = a.model().map_err(err)?;
+        Ok(())
+    }
+
+    /// One gradient step on a batch of image files (decoded, resized and augmented into random
+    /// crops). Returns `{loss, foreground, stopped}` (`stopped`: the collapse guard's message,
+    /// after which the weights are the last healthy ones). Only the batch's images are decoded:
+    /// memory does not grow with the number of images loaded in the page.
+    pub async fn adapt_step(&mut self, files: Array, names: Array) -> Result<Object, JsError> {
+        let size = self.adapter()?.options().size;
+        let imgs = decode_all(&files, &names, size)?;
+        let a = self.adapter()?;
+        let x = a.crops(&imgs);
+        let pending = a.step(x).map_err(err)?;
+        let loss = read1(pending.loss).await?;
+        let fg = read1(pending.foreground).await?;
+        let a = self.adapter()?;
+        let verdict = a.record(loss, fg);
+        self.model = a.model().map_err(err)?;
+        let out = Object::new();
+        set(&out, "loss", loss);
+        set(&out, "foreground", fg);
+        if let Verdict::Collapsed { message } = verdict {
+            set(&out, "stopped", message);
+        }
+        Ok(out)
+    }
+
+    /// Gradient steps taken since [`Engine::adapt_begin`].
+    pub fn adapt_steps(&self) -> usize {
+        self.adapter.as_ref().map_or(0, |a| a.steps())
     }
 
     /// The current network's weights as a Burnpack file (`f16` halves the size), readable by
@@ -535,6 +537,36 @@ impl Engine {
         let precision = if f16 { Precision::F16 } else { Precision::F32 };
         weights::to_bytes(&cpu, precision).map_err(err)
     }
+}
+
+/// Decodes image files and resizes them to `size x size`.
+fn decode_all(files: &Array, names: &Array, size: u32) -> Result<Vec<RgbImage>, JsError> {
+    let b = files.length();
+    if b == 0 {
+        return Err(err("no images to adapt to"));
+    }
+    (0..b)
+        .map(|i| {
+            let bytes = Uint8Array::new(&files.get(i)).to_vec();
+            let name = names
+                .get(i)
+                .as_string()
+                .unwrap_or_else(|| format!("image {i}"));
+            let img = imageio::decode_rgb(&bytes, &name).map_err(err)?;
+            Ok(imageio::resize_rgb(&img, size, size))
+        })
+        .collect()
+}
+
+/// Reads a one-element tensor asynchronously.
+async fn read1(t: Tensor<1>) -> Result<f64, JsError> {
+    let v = t
+        .into_data_async()
+        .await
+        .map_err(err)?
+        .try_into_vec::<f32>()
+        .map_err(|e| err(format!("{e:?}")))?;
+    Ok(v[0] as f64)
 }
 
 /// A copy of `model` on the Flex (CPU) device, read asynchronously.

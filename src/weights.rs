@@ -261,6 +261,14 @@ pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()>
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
+    // Test-only hook: a pause between the write and the rename, so that a crash test can kill
+    // the process in the middle of a checkpoint (tests/native/crash.rs).
+    if let Some(ms) = std::env::var("SCL_TEST_SAVE_PAUSE_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     std::fs::rename(&tmp, path)
 }
 

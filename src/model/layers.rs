@@ -105,12 +105,29 @@ impl ConvBnRelu {
 /// Bilinear x2 upsampling with half-pixel centres (`align_corners = false`, PyTorch's default
 /// for `F.interpolate`/`nn.Upsample`; SPEC.md does not fix it).
 ///
-/// Built from elementwise tensor operations rather than Burn's `interpolate`: for a factor of
-/// exactly 2 each output pixel is `0.75 * nearest + 0.25 * next-nearest` input pixel (edges
-/// replicated), separably along W then H. This is the same function, and it has a backward pass
-/// on every backend (the WebGPU/CubeCL backends have no bilinear-interpolate backward, which
-/// in-browser fine-tuning needs).
+/// On the CPU (Flex) this is Burn's `interpolate`, one kernel forward and one backward. On the
+/// GPU backends it is [`upsample2_elementwise`], the same function built from elementwise
+/// operations, because the WebGPU/CubeCL backends have no bilinear-interpolate backward (which
+/// in-browser fine-tuning needs); on Flex that formulation's slices, concatenations and stack
+/// cost several copies of every decoder feature map.
 pub fn upsample2(x: Tensor<4>) -> Tensor<4> {
+    if is_cpu(&x.device()) {
+        let [_, _, h, w] = x.dims();
+        resize_bilinear(x, 2 * h, 2 * w)
+    } else {
+        upsample2_elementwise(x)
+    }
+}
+
+/// Whether `device` is Burn's Flex CPU backend (with or without autodiff).
+pub fn is_cpu(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
+/// [`upsample2`] from elementwise tensor operations: for a factor of exactly 2 each output
+/// pixel is `0.75 * nearest + 0.25 * next-nearest` input pixel (edges replicated), separably
+/// along W then H. Differentiable on every backend.
+pub fn upsample2_elementwise(x: Tensor<4>) -> Tensor<4> {
     upsample2_axis(upsample2_axis(x, 3), 2)
 }
 

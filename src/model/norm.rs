@@ -14,8 +14,61 @@
 //! Parameter names (`gamma`, `beta`, `running_mean`, `running_var`) and semantics (eps 1e-5,
 //! momentum 0.1, unbiased variance in the running estimate) follow PyTorch's `BatchNorm2d`.
 
-use burn::module::{Flag, Param, RunningState};
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use burn::module::{Flag, Param, ParamId, RunningState};
 use burn::prelude::*;
+
+thread_local! {
+    static CUMULATIVE: RefCell<Option<HashMap<ParamId, usize>>> = const { RefCell::new(None) };
+}
+
+/// Cumulative-average mode of the running statistics (AdaBN, `crate::adapt::adabn`): while
+/// [`CumulativeStats::run`] runs, the `k`-th update (from 0) that a batch-norm layer receives
+/// uses momentum `1 / (k + 1)` instead of the layer's own, so after `n` updates its running
+/// statistics are the plain mean of the `n` batch statistics (PyTorch's `momentum=None`),
+/// whatever they were before. Updates are counted per layer, across calls: a layer that runs
+/// twice per pass (the encoder, on the image and the erased image) counts both.
+#[derive(Debug, Default)]
+pub struct CumulativeStats {
+    counts: HashMap<ParamId, usize>,
+}
+
+impl CumulativeStats {
+    /// Runs `f` (forward passes on this thread) in cumulative mode.
+    pub fn run<R>(&mut self, f: impl FnOnce() -> R) -> R {
+        struct Back<'a>(&'a mut HashMap<ParamId, usize>);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                if let Some(c) = CUMULATIVE.with(|m| m.borrow_mut().take()) {
+                    *self.0 = c;
+                }
+            }
+        }
+        let counts = std::mem::take(&mut self.counts);
+        CUMULATIVE.with(|m| *m.borrow_mut() = Some(counts));
+        let _back = Back(&mut self.counts);
+        f()
+    }
+
+    /// Updates received so far, over all layers.
+    pub fn updates(&self) -> usize {
+        self.counts.values().sum()
+    }
+}
+
+/// The momentum of the next running-statistics update of the layer whose scale is `id`.
+fn momentum_for(id: ParamId, own: f64) -> f64 {
+    CUMULATIVE.with(|m| match m.borrow_mut().as_mut() {
+        Some(counts) => {
+            let k = counts.entry(id).or_insert(0);
+            *k += 1;
+            1.0 / *k as f64
+        }
+        None => own,
+    })
+}
 
 /// Batch normalisation over `[B, C, H, W]` with per-group statistics in training.
 #[derive(Module, Debug)]
@@ -90,7 +143,6 @@ impl BatchNorm {
         let y = y.reshape([b, c, h, w]) * gamma + beta;
 
         // Running statistics: one PyTorch update per group, with the unbiased variance.
-        let m = self.momentum;
         let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let means = mean.detach().reshape([groups, c]);
         let vars = var.detach().reshape([groups, c]) * unbias;
@@ -98,6 +150,7 @@ impl BatchNorm {
         let mut rm = self.running_mean.value_sync().to_device(&device);
         let mut rv = self.running_var.value_sync().to_device(&device);
         for g in 0..groups {
+            let m = momentum_for(self.gamma.id, self.momentum);
             let gm = means.clone().slice(s![g..g + 1, ..]).reshape([c]);
             let gv = vars.clone().slice(s![g..g + 1, ..]).reshape([c]);
             rm = rm * (1.0 - m) + gm * m;

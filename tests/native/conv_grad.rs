@@ -1,8 +1,9 @@
-//! Convolution gradients on the Flex backend (the vendored burn-flex patch computes them with
-//! its own kernels) against a direct evaluation of the definition in f64:
-//! `dW[o, i, u, v] = sum_{b, y, x} G[b, o, y, x] X[b, g*Ci + i, y*s + u*d - p, x*s + v*d - p]`
-//! and `dX` the matching scatter, for the shapes the networks use and for awkward ones
-//! (batch 1, strides, dilation, groups, depthwise, several im2col tiles, asymmetric padding).
+//! Convolutions on the Flex backend (the vendored burn-flex patch computes the forward pass and
+//! both gradients with its own kernels) against a direct evaluation of the definitions in f64:
+//! `Y[b, o, y, x] = bias[o] + sum_{i, u, v} W[o, i, u, v] X[b, g*Ci + i, y*s + u*d - p, x*s + v*d - p]`,
+//! `dW` and `dX` the matching sums of `G = dL/dY`, for the shapes the networks use and for
+//! awkward ones (batch 1, strides, dilation, groups, depthwise, pointwise, several im2col
+//! tiles, asymmetric padding).
 
 use burn::prelude::*;
 use burn::tensor::module::conv2d;
@@ -44,6 +45,7 @@ fn check(c: &Case) {
     let xs = values(c.b * c.cin * h * w, 1);
     let ws = values(c.cout * cin_g * kh * kw, 2);
     let gs = values(c.b * c.cout * oh * ow, 3);
+    let bs = values(c.cout, 4);
     let ad = dev().autodiff();
     let x =
         Tensor::<4>::from_data(TensorData::new(xs.clone(), [c.b, c.cin, h, w]), &ad).require_grad();
@@ -51,20 +53,26 @@ fn check(c: &Case) {
         .require_grad();
     let g = Tensor::<4>::from_data(TensorData::new(gs.clone(), [c.b, c.cout, oh, ow]), &ad);
     let options = ConvOptions::new_with_padding([c.stride; 2], c.pad, [c.dilation; 2], c.groups);
-    let y = conv2d(x.clone(), wt.clone(), None, options);
+    let bias = Tensor::<1>::from_data(TensorData::new(bs.clone(), [c.cout]), &ad);
+    let y = conv2d(x.clone(), wt.clone(), Some(bias), options);
     assert_eq!(y.dims(), [c.b, c.cout, oh, ow]);
+    let yv = to_vec(y.clone());
     let grads = (y * g).sum().backward();
     let dx = to_vec(x.grad(&grads).unwrap());
     let dw = to_vec(wt.grad(&grads).unwrap());
 
     let mut ex = vec![0f64; xs.len()];
     let mut ew = vec![0f64; ws.len()];
+    let mut ey: Vec<f64> = (0..yv.len())
+        .map(|k| bs[(k / (oh * ow)) % c.cout] as f64)
+        .collect();
     for b in 0..c.b {
         for o in 0..c.cout {
             let grp = o / cout_g;
             for y in 0..oh {
                 for xo in 0..ow {
-                    let gv = gs[((b * c.cout + o) * oh + y) * ow + xo] as f64;
+                    let yi = ((b * c.cout + o) * oh + y) * ow + xo;
+                    let gv = gs[yi] as f64;
                     for i in 0..cin_g {
                         let ci = grp * cin_g + i;
                         for u in 0..kh {
@@ -80,6 +88,7 @@ fn check(c: &Case) {
                                 let wi = ((o * cin_g + i) * kh + u) * kw + v;
                                 ew[wi] += gv * xs[xi] as f64;
                                 ex[xi] += gv * ws[wi] as f64;
+                                ey[yi] += ws[wi] as f64 * xs[xi] as f64;
                             }
                         }
                     }
@@ -109,6 +118,7 @@ fn check(c: &Case) {
             c.groups
         );
     };
+    close(&yv, &ey, "forward");
     close(&dw, &ew, "weight gradient");
     close(&dx, &ex, "input gradient");
 }

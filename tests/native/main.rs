@@ -1,8 +1,10 @@
 //! Native tests on the Flex CPU backend with synthetic data (no `../shared` needed).
 #![cfg(not(target_family = "wasm"))]
 
+mod adapt;
 mod common;
 mod conv_grad;
+mod crash;
 mod data;
 mod fixture;
 mod gff;

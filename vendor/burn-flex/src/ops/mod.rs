@@ -97,7 +97,7 @@ pub mod comparison;
 #[macro_use]
 mod conv_common;
 pub mod conv;
-pub mod conv_backward;
+pub mod conv2d_gemm;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;
@@ -122,3 +122,4 @@ pub mod sort;
 mod transaction;
 pub mod unary;
 pub mod unfold;
+pub mod upsample2x;

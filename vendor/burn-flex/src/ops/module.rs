@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_backward, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_transpose, conv2d_gemm, deform_conv, interpolate, pool, upsample2x};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -67,6 +67,10 @@ impl ModuleOps<Flex> for Flex {
     ) -> FloatTensor<Flex> {
         let (x, options) = pad_asymmetric_conv_input::<Flex, 2>(x, options);
         match x.dtype() {
+            // [scl patch] see `ops/conv2d_gemm.rs`.
+            DType::F32 if conv2d_gemm::forward_applies(&x.shape(), &weight.shape(), &options) => {
+                conv2d_gemm::conv2d_forward_f32(x, weight, bias, &options)
+            }
             DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
             DType::F16 => conv::conv2d_f16(x, weight, bias, &options),
@@ -75,7 +79,7 @@ impl ModuleOps<Flex> for Flex {
         }
     }
 
-    // [scl patch] Weight and input gradients of conv2d (see `ops/conv_backward.rs`); the
+    // [scl patch] Weight and input gradients of conv2d (see `ops/conv2d_gemm.rs`); the
     // defaults of `burn-backend` are a thin-gemm forward convolution and a per-group loop.
     fn conv2d_weight_backward(
         x: FloatTensor<Flex>,
@@ -84,7 +88,7 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let w_shape = weight.shape();
-        let f32_grad = |x, g| conv_backward::conv2d_weight_grad_f32(x, g, &w_shape, &options);
+        let f32_grad = |x, g| conv2d_gemm::conv2d_weight_grad_f32(x, g, &w_shape, &options);
         match x.dtype() {
             DType::F32 => f32_grad(x, output_grad),
             DType::F64 => cast_from_f32(
@@ -119,10 +123,11 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         let x_shape = x.shape();
-        if x.dtype() == DType::F32
-            && conv_backward::is_depthwise(&x_shape, &weight.shape(), &options)
-        {
-            return conv_backward::depthwise_x_grad_f32(&x_shape, weight, output_grad, &options);
+        if x.dtype() == DType::F32 {
+            if conv2d_gemm::is_depthwise(&x_shape, &weight.shape(), &options) {
+                return conv2d_gemm::depthwise_x_grad_f32(&x_shape, weight, output_grad, &options);
+            }
+            return conv2d_gemm::conv2d_x_grad_f32(&x_shape, weight, output_grad, &options);
         }
         // burn-backend's default: a transposed convolution (on the explicitly padded input
         // when the padding is asymmetric, cropped back).
@@ -655,6 +660,12 @@ impl ModuleOps<Flex> for Flex {
             (InterpolateMode::Nearest, DType::BF16) => {
                 interpolate::interpolate_nearest_bf16(x, output_size, options.align_corners)
             }
+            // [scl patch] see `ops/upsample2x.rs`.
+            (InterpolateMode::Bilinear, DType::F32)
+                if upsample2x::applies(&x, output_size, options.align_corners) =>
+            {
+                upsample2x::upsample2x_f32(x)
+            }
             (InterpolateMode::Bilinear, DType::F32) => {
                 interpolate::interpolate_bilinear_f32(x, output_size, options.align_corners)
             }
@@ -736,6 +747,11 @@ impl ModuleOps<Flex> for Flex {
                     output_size,
                     options.align_corners,
                 )
+            }
+            (InterpolateMode::Bilinear, DType::F32)
+                if upsample2x::applies(&x, output_size, options.align_corners) =>
+            {
+                upsample2x::upsample2x_backward_f32(&x.shape(), grad)
             }
             (InterpolateMode::Bilinear, DType::F32) => {
                 interpolate::interpolate_bilinear_backward_f32(

@@ -1,22 +1,27 @@
-//! [scl patch] Backward passes of 2D convolutions: the weight gradient as one im2col + gemm
-//! reduction, and the input gradient of depthwise convolutions as a direct scatter.
+//! [scl patch] 2D convolutions as Caffe-layout im2col + gemm, straight from and into NCHW:
+//! the forward pass, the weight gradient and the input gradient; depthwise gradients as direct
+//! loops.
 //!
-//! Without this file Flex inherits `burn-backend`'s defaults:
-//! - the weight gradient is a *forward* convolution of the input (batch and channels swapped)
-//!   with the output gradient as a `Ho x Wo` kernel. Its gemm has `N = kh * kw` (9 for a 3x3
-//!   conv), far too thin for a good gemm, and with a batch of 4 or fewer it falls on the
-//!   small-channel direct path, which walks a `Ho * Wo`-tap kernel with scalar code;
-//! - grouped convolutions (depthwise ones included) loop over the groups, one small
-//!   convolution (or transposed convolution for the input gradient) per group.
+//! burn-flex 0.22.1's forward convolution transposes the input to NHWC on the calling thread,
+//! builds each tile's im2col in freshly allocated buffers and scatters the gemm results back
+//! element by element; for 1 to 4 input channels it walks a direct "small channel" path. For
+//! the gradients it inherits `burn-backend`'s defaults: the weight gradient is a *forward*
+//! convolution of the input (batch and channels swapped) with the output gradient as a
+//! `Ho x Wo` kernel (a gemm with `N = kh * kw` columns, or, for a batch of 4 or fewer, the
+//! small-channel path walking a `Ho * Wo`-tap kernel with scalar code), and grouped
+//! convolutions (depthwise included) loop over the groups.
 //!
-//! Here the weight gradient of group `g` is
-//! `dW_g[C_out_g, C_in_g * kh * kw] = sum_b grad_b[C_out_g, P] x col_b[P, C_in_g * kh * kw]`
-//! with `col_b` the im2col of image `b` (Caffe layout: one row per (c, kh, kw), one column per
-//! output position, so each row is a shifted copy of an input row). The sum over the batch and
-//! over tiles of output positions is split into one contiguous chunk of work per thread, each
-//! accumulating into its own buffer with gemm, and the chunks are added at the end (a fixed
-//! order for a given thread count). Depthwise convolutions (one input and one output channel
-//! per group) get direct loops for both gradients instead.
+//! Here the im2col of image `b`, group `g` is `col[c * kh * kw, P]`, one row per (channel,
+//! kernel tap) and one column per output position, so each row is a shifted copy of input rows
+//! (no transpose), built tile by tile in one buffer per thread. Then
+//! - forward: `y_b,g[C_out_g, P] = W_g[C_out_g, rows] x col` written into the output's rows;
+//! - weight gradient: `dW_g += grad_b,g[C_out_g, P] x col^T`, the (image, tile) tasks split
+//!   into one chunk per thread, each with its own accumulator, summed at the end (a fixed
+//!   order for a given thread count);
+//! - input gradient: `col = W_g^T x grad_b,g`, scattered back (col2im), one task per
+//!   (image, group).
+//! Pointwise (1x1, stride 1, no padding) convolutions skip the im2col. Depthwise convolutions
+//! (one input and one output channel per group) get direct loops for both gradients.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -67,6 +72,16 @@ impl Geometry {
             dilation: options.dilation,
             groups: options.groups,
         }
+    }
+
+    /// 1x1, stride 1, no padding: the im2col is the input itself.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1
+            && self.kw == 1
+            && self.stride == [1, 1]
+            && self.pad == [0, 0]
+            && self.oh == self.h
+            && self.ow == self.w
     }
 
     fn is_depthwise(&self) -> bool {
@@ -175,7 +190,51 @@ fn im2col_tile(
     }
 }
 
-/// `acc[m, n] += lhs[m, k] * rhs[k, n]` with explicit strides (row stride, column stride).
+/// `dst[m, n] (+)= lhs[m, k] * rhs[k, n]`, every operand given by a pointer and its row and
+/// column strides; `accumulate` adds to `dst` instead of overwriting it.
+#[allow(clippy::too_many_arguments)]
+fn gemm_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: *const f32,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+    rhs_cs: usize,
+) {
+    // SAFETY: the callers pass pointers to buffers holding the addressed elements, and no
+    // other thread writes the addressed part of `dst`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0f32 } else { 0.0f32 },
+            1.0f32,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// `acc[m, n] += lhs[m, k] * rhs[k, n]` (`acc` row-major; `lhs` rows `lhs_rs` apart).
 #[allow(clippy::too_many_arguments)]
 fn gemm_acc(
     m: usize,
@@ -188,30 +247,20 @@ fn gemm_acc(
     rhs_rs: usize,
     rhs_cs: usize,
 ) {
-    // SAFETY: the callers pass pointers to buffers holding the addressed elements.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            acc.as_mut_ptr(),
-            1,
-            n as isize,
-            true,
-            lhs,
-            1,
-            lhs_rs as isize,
-            rhs,
-            rhs_cs as isize,
-            rhs_rs as isize,
-            1.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
+    gemm_raw(
+        m,
+        n,
+        k,
+        acc.as_mut_ptr(),
+        n,
+        true,
+        lhs,
+        lhs_rs,
+        1,
+        rhs,
+        rhs_rs,
+        rhs_cs,
+    );
 }
 
 /// Runs `work(task_range, accumulator)` over `tasks` split into one contiguous chunk per
@@ -290,8 +339,14 @@ fn im2col_weight_grad(xd: &[f32], gd: &[f32], g: &Geometry) -> Vec<f32> {
             let len = tile.min(positions - p0);
             let x_img = &xd[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
             for gi in 0..g.groups {
-                im2col_tile(&mut col, x_img, g, gi * c_in_g, c_in_g, p0, len);
                 let lhs = &gd[(b * g.c_out + gi * c_out_g) * positions + p0..];
+                // col[j, t] (rows x len) as the gemm's right side [t, j].
+                let (rhs, rhs_cs) = if g.is_pointwise() {
+                    (x_img[gi * c_in_g * positions + p0..].as_ptr(), positions)
+                } else {
+                    im2col_tile(&mut col, x_img, g, gi * c_in_g, c_in_g, p0, len);
+                    (col.as_ptr(), len)
+                };
                 gemm_acc(
                     c_out_g,
                     rows,
@@ -299,9 +354,9 @@ fn im2col_weight_grad(xd: &[f32], gd: &[f32], g: &Geometry) -> Vec<f32> {
                     &mut acc[gi * per_group..(gi + 1) * per_group],
                     lhs.as_ptr(),
                     positions,
-                    col.as_ptr(),
+                    rhs,
                     1,
-                    len,
+                    rhs_cs,
                 );
             }
         }
@@ -436,6 +491,259 @@ pub fn depthwise_x_grad_f32(
     for (bc, d) in dx.chunks_mut(plane).enumerate() {
         one(bc, d);
     }
+    FlexTensor::new(
+        Bytes::from_elems(dx),
+        Layout::contiguous(x_shape.clone()),
+        DType::F32,
+    )
+}
+
+/// Runs `work(task_range, scratch)` over `tasks` split into one contiguous chunk per thread,
+/// each with its own scratch buffer of `scratch` floats. The tasks must write disjoint data.
+fn for_each_chunk<F>(tasks: usize, scratch: usize, work: F)
+where
+    F: Fn(core::ops::Range<usize>, &mut [f32]) + Sync + Send,
+{
+    #[cfg(feature = "rayon")]
+    {
+        use rayon::prelude::*;
+        let threads = rayon::current_num_threads().min(tasks).max(1);
+        if threads > 1 {
+            let per = tasks.div_ceil(threads);
+            (0..threads).into_par_iter().for_each(|t| {
+                let mut buf = vec![0.0f32; scratch];
+                work(t * per..((t + 1) * per).min(tasks), &mut buf);
+            });
+            return;
+        }
+    }
+    let mut buf = vec![0.0f32; scratch];
+    work(0..tasks, &mut buf);
+}
+
+/// A raw pointer that may cross threads (the tasks write disjoint parts of its buffer).
+#[derive(Clone, Copy)]
+struct Shared(*mut f32);
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+/// Whether [`conv2d_forward_f32`] handles this convolution: 2D, not depthwise (Flex's direct
+/// depthwise path is better) and not pointwise (Flex's 1x1 path is already one gemm per
+/// image).
+pub fn forward_applies(x_shape: &Shape, w_shape: &Shape, options: &ConvOptions<2>) -> bool {
+    let pointwise = w_shape[2] == 1
+        && w_shape[3] == 1
+        && options.stride == [1, 1]
+        && options.padding == [(0, 0), (0, 0)];
+    !pointwise && !is_depthwise(x_shape, w_shape, options)
+}
+
+/// Forward 2D convolution (any groups), f32: `[batch, c_out, oh, ow]`.
+pub fn conv2d_forward_f32(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let x = x.to_contiguous();
+    let weight = weight.to_contiguous();
+    let w_shape = weight.layout().shape().clone();
+    let x_shape = x.layout().shape().clone();
+    let [ph, pw] = [options.padding[0], options.padding[1]];
+    let out_size = |i: usize, (p0, p1): (usize, usize), k: usize| {
+        (x_shape[2 + i] + p0 + p1 - options.dilation[i] * (k - 1) - 1) / options.stride[i] + 1
+    };
+    let out_shape = Shape::from(vec![
+        x_shape[0],
+        w_shape[0],
+        out_size(0, ph, w_shape[2]),
+        out_size(1, pw, w_shape[3]),
+    ]);
+    let g = Geometry::new(&x_shape, &out_shape, &w_shape, options);
+    let xd: &[f32] = x.storage();
+    let wd: &[f32] = weight.storage();
+    let c_in_g = g.c_in / g.groups;
+    let c_out_g = g.c_out / g.groups;
+    let rows = c_in_g * g.kh * g.kw;
+    let positions = g.oh * g.ow;
+    let tile = tile_len(rows, positions);
+    let tiles = positions.div_ceil(tile);
+    let mut out = vec![0.0f32; g.batch * g.c_out * positions];
+    let dst = Shared(out.as_mut_ptr());
+    for_each_chunk(g.batch * tiles, rows * tile, |range, col| {
+        let dst = dst;
+        for task in range {
+            let (b, t) = (task / tiles, task % tiles);
+            let p0 = t * tile;
+            let len = tile.min(positions - p0);
+            let x_img = &xd[b * g.c_in * g.h * g.w..(b + 1) * g.c_in * g.h * g.w];
+            for gi in 0..g.groups {
+                im2col_tile(col, x_img, &g, gi * c_in_g, c_in_g, p0, len);
+                let off = (b * g.c_out + gi * c_out_g) * positions + p0;
+                gemm_raw(
+                    c_out_g,
+                    len,
+                    rows,
+                    // SAFETY: `off` addresses this task's rows of the output (in bounds).
+                    unsafe { dst.0.add(off) },
+                    positions,
+                    false,
+                    wd[gi * c_out_g * rows..].as_ptr(),
+                    rows,
+                    1,
+                    col.as_ptr(),
+                    len,
+                    1,
+                );
+            }
+        }
+    });
+    if let Some(bias) = bias {
+        let bias = bias.to_contiguous();
+        let bd: &[f32] = bias.storage();
+        for (i, plane) in out.chunks_mut(positions).enumerate() {
+            let v = bd[i % g.c_out];
+            plane.iter_mut().for_each(|y| *y += v);
+        }
+    }
+    FlexTensor::new(
+        Bytes::from_elems(out),
+        Layout::contiguous(out_shape),
+        DType::F32,
+    )
+}
+
+/// Adds the columns `col` (`[c_in_g * kh * kw, len]`) of output positions `p0 .. p0 + len`
+/// back into the image gradient `dx_img` (`[c_in, h, w]`, channels `c0 ..`): the transpose of
+/// [`im2col_tile`].
+fn col2im_tile(
+    dx_img: &mut [f32],
+    col: &[f32],
+    g: &Geometry,
+    c0: usize,
+    c_in_g: usize,
+    p0: usize,
+    len: usize,
+) {
+    let plane = g.h * g.w;
+    let mut row = 0;
+    for c in c0..c0 + c_in_g {
+        let dst = &mut dx_img[c * plane..(c + 1) * plane];
+        for ki in 0..g.kh {
+            let (oh_s, oh_e) = g.valid_h(ki);
+            for kj in 0..g.kw {
+                let (ow_s, ow_e) = g.valid_w(kj);
+                let src = &col[row * len..(row + 1) * len];
+                row += 1;
+                let mut p = p0;
+                while p < p0 + len {
+                    let r = p / g.ow;
+                    let col0 = p % g.ow;
+                    let run = (g.ow - col0).min(p0 + len - p);
+                    if r >= oh_s && r < oh_e {
+                        let ih = r * g.stride[0] + ki * g.dilation[0] - g.pad[0];
+                        let drow = &mut dst[ih * g.w..(ih + 1) * g.w];
+                        let lo = ow_s.clamp(col0, col0 + run);
+                        let hi = ow_e.clamp(lo, col0 + run);
+                        let shift = kj * g.dilation[1];
+                        let s = &src[p - p0..p - p0 + run];
+                        if g.stride[1] == 1 {
+                            if hi > lo {
+                                let s0 = lo + shift - g.pad[1];
+                                for (d, v) in drow[s0..s0 + (hi - lo)]
+                                    .iter_mut()
+                                    .zip(&s[lo - col0..hi - col0])
+                                {
+                                    *d += v;
+                                }
+                            }
+                        } else {
+                            for o in lo..hi {
+                                drow[o * g.stride[1] + shift - g.pad[1]] += s[o - col0];
+                            }
+                        }
+                    }
+                    p += run;
+                }
+            }
+        }
+    }
+}
+
+/// Input gradient of a 2D convolution (any groups but depthwise), f32: `[batch, c_in, h, w]`.
+pub fn conv2d_x_grad_f32(
+    x_shape: &Shape,
+    weight: FlexTensor,
+    grad: FlexTensor,
+    options: &ConvOptions<2>,
+) -> FlexTensor {
+    let weight = weight.to_contiguous();
+    let grad = grad.to_contiguous();
+    let w_shape = weight.layout().shape().clone();
+    let g = Geometry::new(x_shape, grad.layout().shape(), &w_shape, options);
+    let wd: &[f32] = weight.storage();
+    let gd: &[f32] = grad.storage();
+    let c_in_g = g.c_in / g.groups;
+    let c_out_g = g.c_out / g.groups;
+    let rows = c_in_g * g.kh * g.kw;
+    let positions = g.oh * g.ow;
+    let plane = g.h * g.w;
+    let tile = tile_len(rows, positions);
+    let mut dx = vec![0.0f32; g.batch * g.c_in * plane];
+    let dst = Shared(dx.as_mut_ptr());
+    // One task per (image, group): each writes its own channels of its own image.
+    for_each_chunk(g.batch * g.groups, rows * tile, |range, col| {
+        let dst = dst;
+        for task in range {
+            let (b, gi) = (task / g.groups, task % g.groups);
+            // SAFETY: this task's channels of image `b` (in bounds, written by no other task).
+            let dx_grp = unsafe {
+                core::slice::from_raw_parts_mut(
+                    dst.0.add((b * g.c_in + gi * c_in_g) * plane),
+                    c_in_g * plane,
+                )
+            };
+            let lhs = wd[gi * c_out_g * rows..].as_ptr(); // W_g^T: [rows, c_out_g]
+            let grad_b = &gd[(b * g.c_out + gi * c_out_g) * positions..];
+            if g.is_pointwise() {
+                gemm_raw(
+                    rows,
+                    positions,
+                    c_out_g,
+                    dx_grp.as_mut_ptr(),
+                    positions,
+                    false,
+                    lhs,
+                    1,
+                    rows,
+                    grad_b.as_ptr(),
+                    positions,
+                    1,
+                );
+                continue;
+            }
+            let mut p0 = 0;
+            while p0 < positions {
+                let len = tile.min(positions - p0);
+                gemm_raw(
+                    rows,
+                    len,
+                    c_out_g,
+                    col.as_mut_ptr(),
+                    len,
+                    false,
+                    lhs,
+                    1,
+                    rows,
+                    grad_b[p0..].as_ptr(),
+                    positions,
+                    1,
+                );
+                col2im_tile(dx_grp, col, &g, 0, c_in_g, p0, len);
+                p0 += len;
+            }
+        }
+    });
     FlexTensor::new(
         Bytes::from_elems(dx),
         Layout::contiguous(x_shape.clone()),

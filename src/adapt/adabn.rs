@@ -1,0 +1,19 @@
+//! AdaBN (Li et al., 2016): the batch-norm running statistics re-estimated on the new site's
+//! images, with no gradient. Each batch runs the network in training mode (batch statistics)
+//! in the cumulative-average mode of [`CumulativeStats`], so that afterwards every running
+//! statistic is the plain mean of the batch statistics its layer saw on the new images
+//! (PyTorch's `momentum=None`), whatever it was before. Both encoder passes of the two-stage
+//! network (image and erased image) contribute, as in training.
+
+use burn::prelude::*;
+
+use crate::model::norm::CumulativeStats;
+use crate::model::{FineParts, Scl};
+
+/// Runs one batch (`x` on `model`'s autodiff device, whole images at the working size).
+pub fn batch(model: &Scl, x: Tensor<4>, stats: &mut CumulativeStats) {
+    stats.run(|| {
+        let out = model.forward_aligned(x.detach(), FineParts::MASK_ONLY);
+        drop(out);
+    });
+}

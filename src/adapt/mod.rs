@@ -1,0 +1,384 @@
+//! Adapting a trained model to a new site's unlabeled images (SPEC.md "Adapting to a new
+//! site"). One code path for `scl adapt` and the page's fine-tuning panel, with one set of
+//! defaults ([`AdaptOptions::new`]), so a native run predicts what the page does.
+//!
+//! An objective is an optional AdaBN pass (`adabn.rs`: batch-norm statistics re-estimated on
+//! the new images, no gradient) followed by an optional gradient objective (`objective.rs`:
+//! inpainting, TENT, confident pseudo-labels), written `adabn+tent` and so on. Every gradient
+//! step is watched by the collapse guard (`guard.rs`), which stops the run and reverts the
+//! weights when the predicted lesion area runs away.
+//!
+//! The caller feeds batches (`[B, 3, crop, crop]` on the plain device, e.g. from [`crops`])
+//! and reads the two scalars of each step itself (synchronously natively, asynchronously in
+//! the browser), then hands them to [`Adapter::record`].
+
+pub mod adabn;
+#[cfg(not(target_family = "wasm"))]
+pub mod folder;
+pub mod guard;
+pub mod objective;
+
+use burn::module::{ModuleVisitor, Param, ParamId};
+use burn::optim::{GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use burn::tensor::activation::sigmoid;
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+use crate::augment::{Augment, augment};
+use crate::model::{FineParts, STRIDE, Scl};
+use crate::rng::Rng;
+use crate::train;
+pub use guard::{Guard, Verdict};
+pub use objective::{Loss, Scope};
+
+/// What adaptation does: an AdaBN pass, a gradient objective, or AdaBN followed by one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Objective {
+    /// Re-estimate the batch-norm statistics on the new images first.
+    pub adabn: bool,
+    /// The gradient objective, if any.
+    pub loss: Option<Loss>,
+}
+
+impl Objective {
+    /// Every objective the tools offer, in the page's order.
+    pub const ALL: [&'static str; 9] = [
+        "adabn",
+        "inpainting",
+        "tent",
+        "pseudo",
+        "pseudo+inpainting",
+        "adabn+inpainting",
+        "adabn+tent",
+        "adabn+pseudo",
+        "adabn+pseudo+inpainting",
+    ];
+
+    /// Parses `adabn`, `tent`, `adabn+tent`, `pseudo+inpainting`, ...
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let (adabn, rest) = match s.strip_prefix("adabn") {
+            Some("") => (true, None),
+            Some(r) => (true, Some(r.strip_prefix('+').unwrap_or(r))),
+            None => (false, Some(s)),
+        };
+        let loss = match rest {
+            None => None,
+            Some("inpainting") => Some(Loss::Inpainting),
+            Some("tent") => Some(Loss::Tent),
+            Some("pseudo") => Some(Loss::Pseudo),
+            Some("pseudo+inpainting") => Some(Loss::PseudoInpainting),
+            Some(_) => {
+                return Err(Error::Config(format!(
+                    "unknown adaptation objective '{s}' (one of: {})",
+                    Self::ALL.join(", ")
+                )));
+            }
+        };
+        Ok(Self { adabn, loss })
+    }
+
+    /// The name [`Objective::parse`] reads.
+    pub fn name(&self) -> String {
+        match (self.adabn, self.loss) {
+            (true, None) => "adabn".into(),
+            (true, Some(l)) => format!("adabn+{}", l.name()),
+            (false, Some(l)) => l.name().into(),
+            (false, None) => "none".into(),
+        }
+    }
+
+    /// One sentence for the page and `--help`.
+    pub fn describe(&self) -> String {
+        let bn = "re-measure the normalisation statistics on your images (seconds, no training)";
+        match (self.adabn, self.loss) {
+            (true, None) => bn.into(),
+            (true, Some(l)) => format!("{bn}, then {}", l.describe()),
+            (false, Some(l)) => l.describe().into(),
+            (false, None) => "nothing".into(),
+        }
+    }
+}
+
+/// Adaptation settings. [`AdaptOptions::new`] gives the defaults both tools use.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AdaptOptions {
+    /// What to do.
+    pub objective: Objective,
+    /// Gradient steps (ignored without a gradient objective).
+    pub steps: usize,
+    /// Learning rate (SGD, momentum 0.9, weight decay 1e-5, poly schedule over `steps`).
+    pub lr: f64,
+    /// Images per step.
+    pub batch: usize,
+    /// Working size: images are resized to this square.
+    pub size: u32,
+    /// Random crop of each step's images (SPEC.md's unlabeled augmentation).
+    pub crop: u32,
+    /// Parameters the gradient objective moves (default: the loss's own choice).
+    pub scope: Option<Scope>,
+    /// Seed of the sampling and augmentation.
+    pub seed: u64,
+}
+
+impl AdaptOptions {
+    /// The objective the page selects first (the best measured on CVC-ClinicDB's held-out
+    /// frames; see the README's adaptation table).
+    pub const PAGE_DEFAULT: &'static str = "adabn";
+
+    /// The defaults of `scl adapt` and the page for `objective` at working size `size`.
+    pub fn new(objective: Objective, size: u32) -> Self {
+        Self {
+            objective,
+            steps: 100,
+            lr: 1e-3,
+            batch: 4,
+            size,
+            crop: size,
+            scope: None,
+            seed: 1,
+        }
+    }
+
+    /// The parameters the gradient objective moves.
+    pub fn scope(&self) -> Option<Scope> {
+        self.objective
+            .loss
+            .map(|l| self.scope.unwrap_or(l.default_scope()))
+    }
+
+    /// Checks the settings against a network.
+    pub fn validate(&self, model: &Scl) -> Result<(), Error> {
+        let bad = |m: String| Err(Error::Config(m));
+        if self.objective.loss.is_some_and(|l| l.inpaints()) && !model.config.two_stage {
+            return bad(
+                "this network has no inpainting decoder (single-stage baseline): the \
+                 inpainting objective needs an SCL network; try adabn, tent or pseudo"
+                    .into(),
+            );
+        }
+        if self.crop == 0 || !(self.crop as usize).is_multiple_of(STRIDE) || self.crop > self.size {
+            return bad(format!(
+                "crop {} must be a multiple of {STRIDE} no larger than the size {}",
+                self.crop, self.size
+            ));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0 && self.lr < 1.0) {
+            return bad(format!("learning rate {} must be in (0, 1)", self.lr));
+        }
+        if self.batch == 0 {
+            return bad("the batch must hold at least one image".into());
+        }
+        Ok(())
+    }
+}
+
+/// The tensors of one gradient step, to be read by the caller.
+pub struct Pending {
+    /// The batch's loss before the step.
+    pub loss: Tensor<1>,
+    /// The fraction of the batch's pixels predicted as lesion (fine mask), before the step.
+    pub foreground: Tensor<1>,
+}
+
+/// An adaptation in progress.
+pub struct Adapter {
+    model: Option<Scl>,
+    /// The autodiff device the model trains on, and the plain device it came from.
+    device: Device,
+    plain: Device,
+    optim: ModuleOptimizer,
+    options: AdaptOptions,
+    only: Option<Vec<ParamId>>,
+    guard: Guard,
+    steps: usize,
+    adabn: crate::model::norm::CumulativeStats,
+    rng: Rng,
+    /// Images not yet drawn in the current pass over the images (shuffled).
+    order: Vec<usize>,
+}
+
+impl Adapter {
+    /// Starts adapting a copy of `model` (an inference model on `device`).
+    pub fn new(model: &Scl, device: &Device, options: AdaptOptions) -> Result<Self, Error> {
+        options.validate(model)?;
+        let ad = device.clone().autodiff();
+        let m = model.clone().fork(&ad).train();
+        let only = (options.scope() == Some(Scope::BatchNorm)).then(|| batch_norm_affine(&m));
+        Ok(Self {
+            rng: Rng::stream(options.seed, 0xADA7),
+            model: Some(m),
+            device: ad,
+            plain: device.clone(),
+            optim: train::sgd(),
+            only,
+            guard: Guard::default(),
+            steps: 0,
+            adabn: Default::default(),
+            order: Vec::new(),
+            options,
+        })
+    }
+
+    /// The settings.
+    pub fn options(&self) -> &AdaptOptions {
+        &self.options
+    }
+
+    /// Gradient steps taken.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The adapted network (an inference copy on the plain device).
+    pub fn model(&self) -> Result<Scl, Error> {
+        self.model
+            .as_ref()
+            .map(|m| m.valid())
+            .ok_or_else(|| Error::Config("an adaptation step failed earlier; start again".into()))
+    }
+
+    /// Why the run stopped early, if it did.
+    pub fn stopped(&self) -> Option<&str> {
+        self.guard.stopped()
+    }
+
+    /// One AdaBN batch (whole images at the working size, `[B, 3, S, S]`): the running
+    /// statistics become the mean over all AdaBN batches so far (see [`adabn`]).
+    pub fn adabn_batch(&mut self, x: Tensor<4>) -> Result<(), Error> {
+        let model = self.model.as_ref().ok_or_else(|| {
+            Error::Config("an adaptation step failed earlier; start again".into())
+        })?;
+        adabn::batch(model, x.to_device(&self.device), &mut self.adabn);
+        Ok(())
+    }
+
+    /// One gradient step on `x` (`[B, 3, crop, crop]`, plain device); returns the batch's loss
+    /// and foreground fraction (before the step) for the caller to read and [`record`].
+    ///
+    /// [`record`]: Adapter::record
+    pub fn step(&mut self, x: Tensor<4>) -> Result<Pending, Error> {
+        let loss_kind = self
+            .options
+            .objective
+            .loss
+            .ok_or_else(|| Error::Config("this objective has no gradient steps".into()))?;
+        if self.guard.stopped().is_some() {
+            return Err(Error::Config(
+                "adaptation was stopped by the collapse guard".into(),
+            ));
+        }
+        let mut model = self.model.take().ok_or_else(|| {
+            Error::Config("an adaptation step failed earlier; start again".into())
+        })?;
+        if self.steps == 0 && self.options.scope() == Some(Scope::NoEncoder) {
+            // Frozen only now: an AdaBN pass before the first step must still reach the
+            // encoder's batch norms.
+            model.encoder = model.encoder.freeze();
+        }
+        let x = x.to_device(&self.device);
+        let parts = if loss_kind.inpaints() {
+            FineParts::ALL
+        } else {
+            FineParts::SEGMENT_DEEP
+        };
+        let out = model.forward_aligned(x.clone(), parts);
+        let foreground = crate::model::network::threshold(&sigmoid(out.seg[0].clone().detach()))
+            .mean()
+            .inner();
+        let loss = loss_kind.loss(&out, x);
+        drop(out);
+        let mut grads = loss.backward();
+        let grads = match &self.only {
+            Some(ids) => GradientsParams::from_params(&mut grads, &model, ids),
+            None => GradientsParams::from_grads(grads, &model),
+        };
+        let lr = train::poly_lr(self.options.lr, self.steps, self.options.steps);
+        self.guard.before_step(self.steps, &model);
+        self.model = Some(self.optim.step(lr, model, grads));
+        self.steps += 1;
+        Ok(Pending {
+            loss: loss.inner(),
+            foreground,
+        })
+    }
+
+    /// Records the values of the last step's [`Pending`]; a collapse reverts the weights to
+    /// the last healthy snapshot and stops the run (the verdict says so).
+    pub fn record(&mut self, loss: f64, foreground: f64) -> Verdict {
+        let verdict = self.guard.record(self.steps, loss, foreground);
+        if let Verdict::Collapsed { .. } = verdict
+            && let Some(snapshot) = self.guard.snapshot()
+        {
+            self.model = Some(snapshot.clone().fork(&self.device).train());
+        }
+        verdict
+    }
+
+    /// [`Adapter::step`] then [`Adapter::record`], reading the scalars synchronously (native).
+    pub fn step_sync(&mut self, x: Tensor<4>) -> Result<(f64, f64, Verdict), Error> {
+        let p = self.step(x)?;
+        let loss = p.loss.into_scalar::<f32>() as f64;
+        let fg = p.foreground.into_scalar::<f32>() as f64;
+        Ok((loss, fg, self.record(loss, fg)))
+    }
+
+    /// Which of `n` images the next step reads: `batch` draws from a shuffled pass over all of
+    /// them (reshuffled each pass), so every image is used once before any is used again.
+    pub fn next_batch(&mut self, n: usize) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.options.batch);
+        while out.len() < self.options.batch.min(n.max(1)) && n > 0 {
+            if self.order.is_empty() {
+                self.order = (0..n).collect();
+                self.rng.shuffle(&mut self.order);
+            }
+            out.push(self.order.pop().expect("non-empty").min(n - 1));
+        }
+        out
+    }
+
+    /// Random augmented crops of `images` for the next step (SPEC.md's unlabeled
+    /// preprocessing), as planar floats `[B, 3, crop, crop]`.
+    pub fn crops(&mut self, images: &[RgbImage]) -> Tensor<4> {
+        crops(images, self.options.crop, &mut self.rng, &self.plain)
+    }
+}
+
+/// Augmented `crop x crop` crops of `images` (already at the working size) on `device`.
+pub fn crops(images: &[RgbImage], crop: u32, rng: &mut Rng, device: &Device) -> Tensor<4> {
+    let aug = Augment::spec(crop);
+    let c = crop as usize;
+    let mut xs = Vec::with_capacity(images.len() * 3 * c * c);
+    for img in images {
+        xs.extend(augment(img, None, &aug, rng).image);
+    }
+    Tensor::<4>::from_data(TensorData::new(xs, [images.len(), 3, c, c]), device)
+}
+
+/// The ids of every batch-norm scale and shift (TENT's parameters).
+pub fn batch_norm_affine(model: &Scl) -> Vec<ParamId> {
+    struct Collect {
+        path: Vec<String>,
+        ids: Vec<ParamId>,
+    }
+    impl ModuleVisitor for Collect {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.path.push(name.to_string());
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.path.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+            if matches!(self.path.last().map(String::as_str), Some("gamma" | "beta")) {
+                self.ids.push(p.id);
+            }
+        }
+    }
+    let mut c = Collect {
+        path: Vec::new(),
+        ids: Vec::new(),
+    };
+    model.visit(&mut c);
+    c.ids
+}
