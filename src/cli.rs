@@ -183,6 +183,9 @@ struct AdaptArgs {
     scope: Option<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// AdaBN on the whole images instead of training-style augmented crops.
+    #[arg(long)]
+    adabn_whole_images: bool,
     /// Store the adapted weights as f16.
     #[arg(long)]
     f16: bool,
@@ -929,6 +932,7 @@ fn adapt_cmd(args: &AdaptArgs) -> Result<(), Error> {
     options.crop = args.crop.unwrap_or(options.crop);
     options.scope = args.scope.as_deref().map(Scope::parse).transpose()?;
     options.seed = args.seed;
+    options.adabn_augment = !args.adabn_whole_images;
     let paths = scl::data::image_paths(&args.data, &args.split)?;
     let images: Vec<_> = paths
         .iter()

@@ -487,15 +487,13 @@ impl Engine {
             .collect())
     }
 
-    /// One AdaBN batch: image files decoded and resized to the working size, no gradient.
+    /// One AdaBN batch: image files decoded, resized to the working size and cropped as in
+    /// training ([`Adapter::adabn_images`]); no gradient.
     pub fn adapt_adabn(&mut self, files: Array, names: Array) -> Result<(), JsError> {
         let size = self.adapter()?.options().size;
         let imgs = decode_all(&files, &names, size)?;
-        let s = size as usize;
-        let flat: Vec<f32> = imgs.iter().flat_map(imageio::rgb_to_chw).collect();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), &self.device);
         let a = self.adapter()?;
-        a.adabn_batch(x).map_err(err)?;
+        a.adabn_images(&imgs).map_err(err)?;
         self.model = a.model().map_err(err)?;
         Ok(())
     }

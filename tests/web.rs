@@ -119,23 +119,39 @@ fn png(chw: &[f32], w: usize, h: usize) -> Vec<u8> {
     out
 }
 
+fn field(o: &JsValue, k: &str) -> JsValue {
+    Reflect::get(o, &k.into()).unwrap()
+}
+
+/// One adaptation step on `bytes` (as `n` copies), returning its loss.
+async fn adapt_step(e: &mut Engine, bytes: &[u8], n: usize) -> f64 {
+    let files = Array::new();
+    let names = Array::new();
+    for i in 0..n {
+        files.push(&Uint8Array::from(bytes));
+        names.push(&format!("img{i}.png").into());
+    }
+    let r = e
+        .adapt_step(files, names)
+        .await
+        .map_err(|e| message(e.into()))
+        .unwrap();
+    assert!(field(&r, "stopped").is_undefined(), "collapse guard fired");
+    field(&r, "loss").as_f64().unwrap()
+}
+
 #[wasm_bindgen_test]
-async fn fine_tuning_lowers_the_inpainting_loss() {
+async fn adaptation_lowers_the_inpainting_loss() {
     let mut e = engine(WEIGHTS).await;
     let n = SIDE;
     let bytes = png(&scl::imageio::synthetic_image(n, n), n, n);
-    e.finetune_begin(true, 7)
+    let s = n as u32;
+    e.adapt_begin("inpainting".into(), 8, 0.01, 2, s, s, "all".into(), 7)
         .map_err(|e| message(e.into()))
         .unwrap();
     let mut losses = Vec::new();
     for _ in 0..8 {
-        let files = Array::of2(&Uint8Array::from(&bytes[..]), &Uint8Array::from(&bytes[..]));
-        let names = Array::of2(&"a.png".into(), &"b.png".into());
-        let l = e
-            .finetune_step(files, names, n as u32, n as u32, 0.01)
-            .await
-            .map_err(|e| message(e.into()))
-            .unwrap();
+        let l = adapt_step(&mut e, &bytes, 2).await;
         assert!(l.is_finite());
         losses.push(l);
     }
@@ -143,7 +159,81 @@ async fn fine_tuning_lowers_the_inpainting_loss() {
     let first = (losses[0] + losses[1]) / 2.0;
     let last = (losses[6] + losses[7]) / 2.0;
     assert!(last < first, "loss did not fall: {losses:?}");
-    assert_eq!(e.finetune_steps(), 8);
+    assert_eq!(e.adapt_steps(), 8);
+}
+
+#[wasm_bindgen_test]
+async fn adabn_changes_the_outputs_without_a_gradient_step() {
+    let mut e = engine(WEIGHTS).await;
+    let n = SIDE;
+    // A darker, bluer image than the training data: new batch-norm statistics.
+    let x: Vec<f32> = scl::imageio::synthetic_image(n, n)
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| if i < n * n * 2 { v * 0.4 } else { v })
+        .collect();
+    let bytes = png(&x, n, n);
+    let s = n as u32;
+    e.adapt_begin("adabn".into(), 0, 1e-3, 2, s, s, "".into(), 1)
+        .map_err(|e| message(e.into()))
+        .unwrap();
+    let files = Array::of2(&Uint8Array::from(&bytes[..]), &Uint8Array::from(&bytes[..]));
+    let names = Array::of2(&"a.png".into(), &"b.png".into());
+    e.adapt_adabn(files, names)
+        .map_err(|e| message(e.into()))
+        .unwrap();
+    assert_eq!(e.adapt_steps(), 0);
+    // The objective has no gradient steps.
+    let err = e
+        .adapt_step(
+            Array::of1(&Uint8Array::from(&bytes[..])),
+            Array::of1(&"a.png".into()),
+        )
+        .await
+        .err()
+        .map(|e| message(e.into()))
+        .expect("an error");
+    assert!(err.contains("no gradient steps"), "{err}");
+    let got = e
+        .forward_raw(scl::imageio::synthetic_image(n, n), n, n)
+        .await
+        .unwrap();
+    assert!(got.iter().all(|v| v.is_finite()));
+    let shipped = fixture();
+    let moved = got
+        .iter()
+        .zip(&shipped)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    web_sys_log(&format!("AdaBN moved the outputs by up to {moved}"));
+    assert!(moved > 1e-3, "AdaBN left the outputs unchanged");
+}
+
+#[wasm_bindgen_test]
+async fn adaptation_objectives_and_defaults_are_offered() {
+    let list = Engine::adapt_objectives();
+    let names: Vec<String> = list
+        .iter()
+        .map(|o| field(&o, "name").as_string().unwrap())
+        .collect();
+    for want in [
+        "adabn",
+        "inpainting",
+        "tent",
+        "adabn+tent",
+        "adabn+inpainting",
+    ] {
+        assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
+    }
+    let d = Engine::adapt_defaults("tent".into(), 160)
+        .map_err(|e| message(e.into()))
+        .unwrap();
+    assert_eq!(field(&d, "scope").as_string().unwrap(), "bn");
+    let err = Engine::adapt_defaults("nonsense".into(), 160)
+        .err()
+        .map(|e| message(e.into()))
+        .expect("an error");
+    assert!(err.contains("unknown adaptation objective"), "{err}");
 }
 
 #[wasm_bindgen_test]
@@ -152,17 +242,19 @@ async fn export_then_import_gives_identical_outputs() {
     let n = SIDE;
     // Change the weights first, so the export is not just the file we loaded.
     let bytes = png(&scl::imageio::synthetic_image(n, n), n, n);
-    e.finetune_begin(false, 3).unwrap();
-    e.finetune_step(
-        Array::of1(&Uint8Array::from(&bytes[..])),
-        Array::of1(&"a.png".into()),
-        n as u32,
-        n as u32,
+    let s = n as u32;
+    e.adapt_begin(
+        "inpainting".into(),
+        1,
         0.01,
+        1,
+        s,
+        s,
+        "no-encoder".into(),
+        3,
     )
-    .await
-    .map_err(|e| message(e.into()))
     .unwrap();
+    adapt_step(&mut e, &bytes, 1).await;
     let exported = e
         .export_weights(false)
         .await
@@ -173,7 +265,7 @@ async fn export_then_import_gives_identical_outputs() {
     let a = e.forward_raw(x.clone(), n, n).await.unwrap();
     let b = imported.forward_raw(x, n, n).await.unwrap();
     assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
-    // The fine-tuned network differs from the shipped one.
+    // The adapted network differs from the shipped one.
     let shipped = fixture();
     assert!(a.iter().zip(&shipped).any(|(p, q)| (p - q).abs() > 1e-6));
 }

@@ -30,6 +30,7 @@ const state = {
   tuning: false,
   losses: [],
   ready: false,
+  objectives: null,   // [{name, description, gradient}] from the engine
 };
 
 function message(text, kind = 'info') {
@@ -74,7 +75,11 @@ function onWorkerMessage(ev) {
       $('load-progress').value = m.fraction;
       break;
     case 'tune': onTuneStep(m); break;
-    case 'tune-before': if (m.before) drawMask($('tune-before'), m.before); break;
+    case 'tune-before': onTuneBefore(m); break;
+    case 'tune-adabn':
+      $('tune-progress').value = m.done / m.of;
+      $('tune-text').textContent = `AdaBN: statistics of ${m.done}/${m.of} images`;
+      break;
     case 'tune-end': onTuneEnd(m); break;
     case 'error': message(m.error, 'error'); setTuning(false); break;
     case 'fatal': recover(m.error); break;
@@ -112,6 +117,7 @@ async function boot(backend) {
       modelUrls: Object.fromEntries(Object.entries(state.manifest.models).map(([k, v]) => [k, `weights/${v.file}`])),
     });
     showBackend(info);
+    showObjectives(info.objectives);
     if (info.note) message(info.note, 'info');
     $('loading').hidden = true;
     state.ready = true;
@@ -310,20 +316,60 @@ function setTuning(on) {
   updateButtons();
 }
 
+const pct = (v) => (100 * v).toFixed(1);
+
+function onTuneBefore(m) {
+  if (m.before) drawMask($('tune-before'), m.before);
+  $('tune-dice').textContent = m.diceBefore === null
+    ? 'Drop ground-truth masks for a few images (they are then left out of adaptation) to see the Dice before and after.'
+    : `Mean Dice on the ${m.scored} image(s) with masks, before: ${pct(m.diceBefore)}%`;
+}
+
 function onTuneStep(m) {
   state.losses.push(m.loss);
   $('tune-progress').value = m.step / m.steps;
-  $('tune-text').textContent = `step ${m.step}/${m.steps} · inpainting loss ${m.loss.toFixed(4)} · lr ${m.lr.toExponential(2)} · ${(m.ms / 1000).toFixed(2)} s/step`;
+  $('tune-text').textContent = `step ${m.step}/${m.steps} · loss ${m.loss.toFixed(4)} · predicted lesion ${pct(m.foreground)}% of pixels · ${(m.ms / 1000).toFixed(2)} s/step`;
+  if (m.stopped) message(`adaptation stopped: ${m.stopped}`, 'error');
   drawLossCurve();
 }
 
 function onTuneEnd(m) {
   setTuning(false);
-  $('tune-text').textContent += m.step >= m.steps ? ' · done' : ' · stopped';
+  $('tune-text').textContent += m.stopped ? ' · stopped by the collapse guard (weights reverted to the last healthy step)'
+    : m.finished ? ` · done in ${m.seconds.toFixed(1)} s` : ' · paused';
   if (m.after) drawMask($('tune-after'), m.after);
+  if (m.diceAfter !== null && m.diceBefore !== null) {
+    const d = 100 * (m.diceAfter - m.diceBefore);
+    $('tune-dice').textContent = `Mean Dice on the ${m.scored} image(s) with masks: before ${pct(m.diceBefore)}%, after ${pct(m.diceAfter)}% (${d >= 0 ? '+' : ''}${d.toFixed(1)} points)`;
+  }
   // Cached results came from the old weights.
   for (const im of state.images) im.result = null;
-  $('tune-resume').disabled = m.step >= m.steps;
+  $('tune-resume').disabled = m.finished;
+}
+
+// The objectives come from the engine (crate::adapt), the page's default first; choosing one
+// fills in the defaults `scl adapt` uses for it.
+function showObjectives(list) {
+  if (!list || state.objectives) return;
+  state.objectives = list;
+  const sel = $('tune-objective');
+  sel.replaceChildren(...list.map((o) => new Option(o.name, o.name)));
+  setObjective(list[0].name);
+}
+
+async function setObjective(name) {
+  const o = state.objectives.find((x) => x.name === name);
+  for (const id of ['tune-steps', 'tune-lr', 'tune-crop', 'tune-parts']) $(id).disabled = !(o && o.gradient);
+  try {
+    const d = await call('adapt-defaults', { objective: name, size: state.size });
+    $('tune-steps').value = d.steps;
+    $('tune-lr').value = d.lr;
+    $('tune-batch').value = d.batch;
+    $('tune-crop').value = String(d.crop);
+    $('tune-parts').value = '';
+  } catch (e) { message(`adaptation defaults: ${e.message}`, 'error'); }
+  // Set last: the page test waits for it before changing the defaults.
+  $('tune-desc').textContent = o ? `${name}: ${o.description}.` : '';
 }
 
 function drawLossCurve() {
@@ -418,6 +464,7 @@ function wire() {
       await segmentSelected();
     } catch (err) { message(err.message, 'error'); }
   };
+  $('tune-objective').onchange = () => setObjective($('tune-objective').value);
   $('tune-start').onclick = async () => {
     const watch = state.images[Number($('tune-watch').value)] || state.images[0];
     const steps = Math.max(1, Math.min(100000, Number($('tune-steps').value) | 0));
@@ -428,11 +475,13 @@ function wire() {
     setTuning(true);
     try {
       await call('tune-start', {
-        files: state.images.map((im) => im.file), steps, lr, batch,
+        files: state.images.filter((im) => !im.gt).map((im) => im.file),
+        scored: state.images.filter((im) => im.gt).map((im) => ({ file: im.file, gt: im.gt })),
+        objective: $('tune-objective').value, steps, lr, batch,
         crop: Number($('tune-crop').value), size: state.size,
-        trainEncoder: $('tune-parts').value === 'all', watch: watch.file,
+        scope: $('tune-parts').value, watch: watch.file,
       });
-    } catch (e) { setTuning(false); message(`fine-tuning: ${e.message}`, 'error'); }
+    } catch (e) { setTuning(false); message(`adaptation: ${e.message}`, 'error'); }
   };
   $('tune-stop').onclick = () => call('tune-stop');
   $('tune-resume').onclick = async () => {
@@ -442,7 +491,7 @@ function wire() {
   $('export').onclick = async () => {
     try {
       const { bytes } = await call('export', { f16: $('export-f16').checked });
-      download(bytes, `scl-finetuned${$('export-f16').checked ? '-f16' : ''}.bpk`, 'application/octet-stream');
+      download(bytes, `scl-adapted${$('export-f16').checked ? '-f16' : ''}.bpk`, 'application/octet-stream');
       message(`Exported ${(bytes.length / 1e6).toFixed(2)} MB of weights.`, 'info');
     } catch (e) { message(`export: ${e.message}`, 'error'); }
   };

@@ -96,6 +96,7 @@ async function start({ backend, modelUrls, model, size }) {
     note,
     describe: engine.describe(),
     twoStage: engine.two_stage(),
+    objectives: Engine.adapt_objectives(),
     warmMs,
   };
 }
@@ -124,31 +125,52 @@ async function otherEngine() {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function tuneLoop() {
-  const t = tune;
-  while (t.running && t.done < t.steps) {
-    const batch = [];
-    for (let i = 0; i < t.batch; i++) batch.push(t.files[t.order[(t.cursor++) % t.files.length]]);
-    if (t.cursor % t.files.length < t.batch) shuffle(t.order);
-    const bufs = await Promise.all(batch.map((f) => f.arrayBuffer().then((b) => new Uint8Array(b))));
-    const t0 = performance.now();
-    // SPEC.md's poly schedule over this session's steps.
-    const lr = t.lr * Math.pow(1 - t.done / t.steps, 0.9);
-    const loss = await engine.finetune_step(bufs, batch.map((f) => f.name), t.size, t.crop, lr);
-    t.done += 1;
-    post({ type: 'tune', step: t.done, steps: t.steps, loss, lr, ms: performance.now() - t0 });
-    await sleep(0); // let a stop message in
-  }
-  t.running = false;
-  const after = t.watch ? await segmentWith(engine, t.watch, t.size) : null;
-  post({ type: 'tune-end', step: t.done, steps: t.steps, after }, after ? transferables(after) : []);
+// Adaptation (crate::adapt, the code `scl adapt` runs): an AdaBN pass over every training
+// image, then gradient steps on the batches the engine picks. Images with a ground-truth mask
+// are never trained on: they measure Dice before and after.
+async function bytesOf(files) {
+  return Promise.all(files.map((f) => f.arrayBuffer().then((b) => new Uint8Array(b))));
 }
 
-function shuffle(a) {
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
+async function scoredDice(scored, size) {
+  if (!scored.length) return null;
+  let sum = 0;
+  for (const { file, gt } of scored) {
+    const r = await segmentWith(engine, file, size);
+    const s = await engine.score(r.fineProb, r.width, r.height, new Uint8Array(await gt.arrayBuffer()), gt.name);
+    sum += s.dice;
   }
+  return sum / scored.length;
+}
+
+async function adabnPass(t) {
+  for (let i = 0; i < t.files.length && t.running; i += t.batch) {
+    const batch = t.files.slice(i, i + t.batch);
+    engine.adapt_adabn(await bytesOf(batch), batch.map((f) => f.name));
+    post({ type: 'tune-adabn', done: Math.min(i + t.batch, t.files.length), of: t.files.length });
+    await sleep(0);
+  }
+  t.adabnDone = true;
+}
+
+async function tuneLoop() {
+  const t = tune;
+  if (t.adabn && !t.adabnDone) await adabnPass(t);
+  while (t.running && t.gradient && t.done < t.steps && !t.stopped) {
+    const idx = Array.from(engine.adapt_next_batch(t.files.length));
+    const batch = idx.map((i) => t.files[i]);
+    const t0 = performance.now();
+    const r = await engine.adapt_step(await bytesOf(batch), batch.map((f) => f.name));
+    t.done = engine.adapt_steps();
+    if (r.stopped) t.stopped = r.stopped;
+    post({ type: 'tune', step: t.done, steps: t.steps, loss: r.loss, foreground: r.foreground, stopped: r.stopped, ms: performance.now() - t0 });
+    await sleep(0); // let a stop message in
+  }
+  const finished = t.adabnDone && (!t.gradient || t.done >= t.steps || !!t.stopped);
+  t.running = false;
+  const after = t.watch ? await segmentWith(engine, t.watch, t.size) : null;
+  const diceAfter = finished ? await scoredDice(t.scored, t.size) : null;
+  post({ type: 'tune-end', step: t.done, steps: t.steps, finished, stopped: t.stopped, seconds: (performance.now() - t.t0) / 1000, after, diceBefore: t.diceBefore, diceAfter, scored: t.scored.length }, after ? transferables(after) : []);
 }
 
 const handlers = {
@@ -172,16 +194,25 @@ const handlers = {
     await engine.warm_up(size);
     return { describe, twoStage: engine.two_stage() };
   },
-  async 'tune-start'({ files, steps, lr, batch, crop, size, trainEncoder, watch }) {
-    if (!files.length) throw new Error('load some images first: fine-tuning learns from them');
-    engine.finetune_begin(trainEncoder, BigInt(Date.now()));
+  async 'adapt-defaults'({ objective, size }) {
+    return Engine.adapt_defaults(objective, size);
+  },
+  async 'tune-start'({ files, scored, objective, steps, lr, batch, crop, size, scope, watch }) {
+    if (!files.length) {
+      throw new Error(scored.length
+        ? 'every loaded image has a ground-truth mask, and those are only used to measure: load some images without masks to adapt to'
+        : 'load some images first: adaptation learns from them');
+    }
+    const info = Engine.adapt_objectives().find((o) => o.name === objective);
+    engine.adapt_begin(objective, steps, lr, batch, size, crop, scope || '', BigInt(Date.now()));
     tune = {
-      files, steps, lr, batch, crop, size, watch, done: 0, cursor: 0, running: true,
-      order: files.map((_, i) => i),
+      files, scored, steps, batch, size, watch, done: 0, running: true, t0: performance.now(),
+      adabn: objective.startsWith('adabn'), adabnDone: !objective.startsWith('adabn'),
+      gradient: !!(info && info.gradient), stopped: null, diceBefore: null,
     };
-    shuffle(tune.order);
     const before = watch ? await segmentWith(engine, watch, size) : null;
-    post({ type: 'tune-before', before }, before ? transferables(before) : []);
+    tune.diceBefore = await scoredDice(scored, size);
+    post({ type: 'tune-before', before, diceBefore: tune.diceBefore, scored: scored.length }, before ? transferables(before) : []);
     tuneLoop().catch(fail);
     return { started: true };
   },
@@ -192,7 +223,9 @@ const handlers = {
   async 'tune-resume'() {
     if (!tune) throw new Error('no fine-tuning session to resume');
     if (tune.running) return { running: true };
-    if (tune.done >= tune.steps) throw new Error('this session has done all its steps; start a new one');
+    if (tune.stopped || (tune.adabnDone && (!tune.gradient || tune.done >= tune.steps))) {
+      throw new Error('this adaptation has finished; start a new one');
+    }
     tune.running = true;
     tuneLoop().catch(fail);
     return { resumed: true };

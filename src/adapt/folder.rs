@@ -9,7 +9,6 @@ use image::RgbImage;
 
 use super::{AdaptOptions, Adapter, Verdict};
 use crate::Error;
-use crate::imageio::rgb_to_chw;
 use crate::model::Scl;
 
 /// What an adaptation did.
@@ -55,11 +54,8 @@ pub fn adapt_images(
         seconds: 0.0,
     };
     if options.objective.adabn {
-        let s = options.size as usize;
         for chunk in images.chunks(options.batch) {
-            let flat: Vec<f32> = chunk.iter().flat_map(rgb_to_chw).collect();
-            let x = Tensor::<4>::from_data(TensorData::new(flat, [chunk.len(), 3, s, s]), device);
-            a.adabn_batch(x)?;
+            a.adabn_images(chunk)?;
             report.adabn_batches += 1;
         }
     }

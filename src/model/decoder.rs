@@ -1,9 +1,9 @@
 //! The segmentation and inpainting decoders (same blocks, different heads).
 
 use burn::nn::conv::Conv2d;
-use burn::nn::{Dropout, DropoutConfig};
 use burn::prelude::*;
 
+use super::dropout::Dropout;
 use super::layers::{ConvBnRelu, conv, upsample2};
 use crate::config::ModelConfig;
 
@@ -46,7 +46,7 @@ impl Head {
     fn new(in_ch: usize, mid: usize, out_ch: usize, dropout: Option<f64>, device: &Device) -> Self {
         Self {
             hidden: ConvBnRelu::new(in_ch, mid, 3, device),
-            dropout: dropout.map(|p| DropoutConfig::new(p).init()),
+            dropout: dropout.map(Dropout::new),
             out: conv(mid, out_ch, 1, 1, true, device),
         }
     }

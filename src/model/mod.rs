@@ -1,6 +1,7 @@
 //! The SCL network and its parts.
 
 pub mod decoder;
+pub mod dropout;
 pub mod encoder;
 pub mod fusion;
 pub mod layers;

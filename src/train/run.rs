@@ -230,6 +230,12 @@ impl Session {
             );
             model = m;
         }
+        // Dropout masks on the CPU come from a per-thread generator (model::dropout).
+        crate::model::dropout::seed(
+            options
+                .seed
+                .wrapping_add(state.iteration as u64 * 0x0100_0193),
+        );
         let stepper = match options.method {
             Method::MeanTeacher => Stepper::MeanTeacher(Box::new(MeanTeacher::new(
                 &model,
@@ -554,7 +560,7 @@ impl Progress {
         );
         if self.tty {
             eprint!("\r{line}   ");
-        } else if state.iteration % 20 == 0 || state.iteration == total {
+        } else if state.iteration.is_multiple_of(20) || state.iteration == total {
             eprintln!("{line}");
         }
     }

@@ -251,3 +251,35 @@ fn no_gradient_flows_through_the_stage1_mask() {
         .expect("fine-stage gradient");
     assert!(to_vec(g).iter().any(|&v| v != 0.0));
 }
+
+#[test]
+fn relu6_is_the_clamp_with_its_gradient() {
+    use scl::model::mobilenet::relu6;
+    let d = dev().autodiff();
+    let x = tensor4(vec![-2.0, 0.5, 3.0, 5.9, 6.5, 100.0], [1, 1, 2, 3], &d).require_grad();
+    let y = relu6(x.clone());
+    assert_eq!(to_vec(y.clone()), vec![0.0, 0.5, 3.0, 5.9, 6.0, 6.0]);
+    let g = y.sum().backward();
+    assert_eq!(
+        to_vec(x.grad(&g).unwrap()),
+        vec![0.0, 1.0, 1.0, 1.0, 0.0, 0.0]
+    );
+}
+
+#[test]
+fn dropout_keeps_nine_tenths_scaled() {
+    // p = 0.1 on the CPU path: about 90% of a large tensor survives, each kept value scaled by
+    // 1 / 0.9, the expectation preserved; identity outside autodiff.
+    use scl::model::dropout::{Dropout, seed};
+    seed(5);
+    let d = dev().autodiff();
+    let x = Tensor::<4>::ones([2, 4, 64, 64], &d);
+    let v = to_vec(Dropout::new(0.1).forward(x));
+    let kept = v.iter().filter(|&&a| a != 0.0).count() as f64 / v.len() as f64;
+    assert!((kept - 0.9).abs() < 0.01, "kept {kept}");
+    assert!(v.iter().all(|&a| a == 0.0 || (a - 1.0 / 0.9).abs() < 1e-6));
+    let mean = v.iter().map(|&a| a as f64).sum::<f64>() / v.len() as f64;
+    assert!((mean - 1.0).abs() < 0.02, "mean {mean}");
+    let y = to_vec(Dropout::new(0.1).forward(Tensor::<4>::ones([1, 1, 4, 4], &dev())));
+    assert!(y.iter().all(|&a| a == 1.0));
+}

@@ -1,6 +1,7 @@
 // Page test: serves dist/ on localhost, opens it in headless Chromium (playwright-core, Debian's
-// Chromium), drops an image, waits for the fine mask, checks the overlay canvas, runs two
-// fine-tuning steps, exports the weights, and checks that no request left the page's origin.
+// Chromium), drops an image, waits for the fine mask, checks the overlay canvas, gives the image
+// its mask (then measured, not trained on), adapts on a second image (AdaBN + two steps),
+// exports the weights, and checks that no request left the page's origin.
 // Run after scripts/web.sh: `node tests/page/page.test.mjs`.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -10,20 +11,22 @@ import { root, serveDist, launchChromium } from './serve.mjs';
 function fail(msg) { console.error(`page test FAILED: ${msg}`); process.exit(1); }
 const log = (...a) => console.log('[page]', ...a);
 
-// The synthetic test image (same formula as scl::imageio::synthetic_image), as a PNG.
-function syntheticPng(w, h) {
-  const raw = Buffer.alloc((w * 3 + 1) * h);
+// The synthetic test image (same formula as scl::imageio::synthetic_image), as a PNG; with
+// `mask`, its disc as a grey ground-truth mask instead.
+function syntheticPng(w, h, mask = false) {
+  const ch = mask ? 1 : 3;
+  const raw = Buffer.alloc((w * ch + 1) * h);
   const cx = w * 0.45, cy = h * 0.55, r = Math.min(w, h) * 0.25;
   for (let y = 0; y < h; y++) {
-    raw[y * (w * 3 + 1)] = 0;
+    raw[y * (w * ch + 1)] = 0;
     for (let x = 0; x < w; x++) {
       const d = Math.hypot(x - cx, y - cy);
       const inside = Math.min(1, Math.max(0, 1 - (d - r) / 3));
       const tex = 0.05 * Math.sin(x * 0.7) * Math.cos(y * 0.45);
       const bg = [0.85 + tex, 0.55 + tex, 0.5 + tex], fg = [0.7, 0.25 + tex, 0.2];
-      for (let c = 0; c < 3; c++) {
-        const v = Math.min(1, Math.max(0, bg[c] * (1 - inside) + fg[c] * inside));
-        raw[y * (w * 3 + 1) + 1 + x * 3 + c] = Math.round(v * 255);
+      for (let c = 0; c < ch; c++) {
+        const v = mask ? (d < r ? 1 : 0) : Math.min(1, Math.max(0, bg[c] * (1 - inside) + fg[c] * inside));
+        raw[y * (w * ch + 1) + 1 + x * ch + c] = Math.round(v * 255);
       }
     }
   }
@@ -40,7 +43,7 @@ function syntheticPng(w, h) {
     return Buffer.concat([len, td, c]);
   };
   const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = mask ? 0 : 2;
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
     chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
@@ -121,14 +124,36 @@ try {
   // is within ~0.01 of 0.5 may flip. 98% agreement catches any real difference.
   if (check.agreeNative < 0.98 * check.total) fail(`the mask agrees with the native one on only ${check.agreeNative} of ${check.total} pixels`);
 
-  // Two fine-tuning steps.
+  // Adaptation. The image gets its ground-truth mask: it is then only measured, never trained
+  // on, so with no other image there is nothing to adapt to.
+  await page.setInputFiles('#gt-input', { name: 'synthetic-disc_mask.png', mimeType: 'image/png', buffer: syntheticPng(64, 64, true) });
+  await page.waitForFunction(() => /Dice/.test(document.getElementById('scores').textContent), null, { timeout: 120_000 });
+  log('scores:', await page.textContent('#scores'));
+  await page.click('#tune-start');
+  await page.waitForFunction(() => /only used to measure/.test(document.getElementById('messages').textContent), null, { timeout: 120_000 });
+  // A second image without a mask: AdaBN, then two inpainting steps on it alone.
+  await page.evaluate(async (bytes) => {
+    const file = new File([new Uint8Array(bytes)], 'unlabeled.png', { type: 'image/png' });
+    const dt = new DataTransfer();
+    dt.items.add(file);
+    document.getElementById('drop').dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, [...syntheticPng(64, 64)]);
+  await page.waitForFunction(() => document.querySelectorAll('#gallery .thumb').length === 2, null, { timeout: 120_000 });
+  const objectives = await page.$$eval('#tune-objective option', (o) => o.map((x) => x.value));
+  log('objectives:', objectives.join(', '));
+  for (const o of ['adabn', 'inpainting', 'tent', 'adabn+inpainting']) if (!objectives.includes(o)) fail(`objective ${o} is not offered`);
+  await page.selectOption('#tune-objective', 'adabn+inpainting');
+  await page.waitForFunction(() => /^adabn\+inpainting:/.test(document.getElementById('tune-desc').textContent), null, { timeout: 120_000 });
   await page.fill('#tune-steps', '2');
   await page.fill('#tune-batch', '1');
   await page.selectOption('#tune-crop', '64');
   const tt = Date.now();
   await page.click('#tune-start');
-  await page.waitForFunction(() => /done/.test(document.getElementById('tune-text').textContent), null, { timeout: 600_000 });
-  log('fine-tuning:', await page.textContent('#tune-text'), `(${((Date.now() - tt) / 1000).toFixed(1)} s)`);
+  await page.waitForFunction(() => /done|stopped/.test(document.getElementById('tune-text').textContent), null, { timeout: 600_000 });
+  log('adaptation:', await page.textContent('#tune-text'), `(${((Date.now() - tt) / 1000).toFixed(1)} s)`);
+  const dice = await page.textContent('#tune-dice');
+  log('dice:', dice);
+  if (!/1 image\(s\) with masks: before [0-9.]+%, after [0-9.]+%/.test(dice)) fail(`no Dice before/after: ${dice}`);
 
   // Export the weights.
   await page.uncheck('#export-f16');
