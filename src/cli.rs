@@ -161,7 +161,8 @@ struct AdaptArgs {
     #[arg(long, short)]
     out: PathBuf,
     /// adabn | inpainting | tent | pseudo | pseudo+inpainting | adabn+<one of those>.
-    #[arg(long, default_value = "adabn")]
+    /// Default: the page's.
+    #[arg(long, default_value = scl::adapt::AdaptOptions::PAGE_DEFAULT)]
     objective: String,
     /// Gradient steps (default: the page's).
     #[arg(long)]
@@ -183,9 +184,9 @@ struct AdaptArgs {
     scope: Option<String>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// AdaBN on the whole images instead of training-style augmented crops.
+    /// AdaBN on training-style augmented crops instead of the whole images.
     #[arg(long)]
-    adabn_whole_images: bool,
+    adabn_crops: bool,
     /// Store the adapted weights as f16.
     #[arg(long)]
     f16: bool,
@@ -932,7 +933,7 @@ fn adapt_cmd(args: &AdaptArgs) -> Result<(), Error> {
     options.crop = args.crop.unwrap_or(options.crop);
     options.scope = args.scope.as_deref().map(Scope::parse).transpose()?;
     options.seed = args.seed;
-    options.adabn_augment = !args.adabn_whole_images;
+    options.adabn_augment = args.adabn_crops;
     let paths = scl::data::image_paths(&args.data, &args.split)?;
     let images: Vec<_> = paths
         .iter()

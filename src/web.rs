@@ -413,7 +413,8 @@ impl Engine {
         Ok(o)
     }
 
-    /// The adaptation objectives the page offers: `[{name, description}]`, the default first.
+    /// The adaptation objectives the page offers: `[{name, description, gradient, inpainting}]`
+    /// (`inpainting`: needs a two-stage network), the default first.
     pub fn adapt_objectives() -> Array {
         let list = Array::new();
         let default = AdaptOptions::PAGE_DEFAULT;
@@ -425,6 +426,7 @@ impl Engine {
             set(&o, "name", name);
             set(&o, "description", obj.describe());
             set(&o, "gradient", obj.loss.is_some());
+            set(&o, "inpainting", obj.loss.is_some_and(|l| l.inpaints()));
             list.push(&o);
         }
         list

@@ -350,15 +350,26 @@ function onTuneEnd(m) {
 // The objectives come from the engine (crate::adapt), the page's default first; choosing one
 // fills in the defaults `scl adapt` uses for it.
 function showObjectives(list) {
-  if (!list || state.objectives) return;
-  state.objectives = list;
+  if (list && !state.objectives) {
+    state.objectives = list;
+    $('tune-objective').replaceChildren(...list.map((o) => new Option(o.name, o.name)));
+  }
+  if (!state.objectives) return;
+  // A single-stage network has no inpainting decoder: those objectives are greyed out.
   const sel = $('tune-objective');
-  sel.replaceChildren(...list.map((o) => new Option(o.name, o.name)));
-  setObjective(list[0].name);
+  for (const opt of sel.options) {
+    const o = state.objectives.find((x) => x.name === opt.value);
+    opt.disabled = !state.twoStage && o.inpainting;
+  }
+  const usable = state.objectives.filter((o) => state.twoStage || !o.inpainting);
+  const keep = usable.some((o) => o.name === sel.value) ? sel.value : usable[0].name;
+  sel.value = keep;
+  setObjective(keep);
 }
 
 async function setObjective(name) {
   const o = state.objectives.find((x) => x.name === name);
+  $('tune-desc').textContent = '';
   for (const id of ['tune-steps', 'tune-lr', 'tune-crop', 'tune-parts']) $(id).disabled = !(o && o.gradient);
   try {
     const d = await call('adapt-defaults', { objective: name, size: state.size });
@@ -459,6 +470,8 @@ function wire() {
     state.model = e.target.value;
     try {
       const info = await call('switch-model', { model: state.model, size: state.size });
+      state.twoStage = info.twoStage;
+      showObjectives();
       message(`Model: ${info.describe}`, 'info');
       for (const im of state.images) im.result = null;
       await segmentSelected();
@@ -501,6 +514,8 @@ function wire() {
     if (!f) return;
     try {
       const info = await call('import', { file: f });
+      state.twoStage = info.twoStage;
+      showObjectives();
       message(`Loaded ${f.name}: ${info.describe}`, 'info');
       for (const im of state.images) im.result = null;
       await segmentSelected();

@@ -49,7 +49,6 @@ fn adabn_statistics_are_the_mean_of_the_batch_statistics() {
     let images = site(6, [0.6, 1.2, 1.0]);
     let mut options = AdaptOptions::new(Objective::parse("adabn").unwrap(), 64);
     options.batch = 4; // batches of 4 and 2
-    options.adabn_augment = false; // whole images, so the statistics can be recomputed here
     let (adapted, report) =
         folder::adapt_images(&m, &images, options, &device, |_, _, _| {}).unwrap();
     assert_eq!(report.adabn_batches, 2);
