@@ -47,7 +47,7 @@ for (const backend of ['flex', 'webgpu']) {
   const tt = Date.now();
   await page.click('#tune-start');
   await page.waitForFunction(() => /done/.test(document.getElementById('tune-text').textContent), null, { timeout: 900_000 });
-  console.log(`  fine-tuning 3 steps, batch 2: ${((Date.now() - tt) / 1000).toFixed(1)} s including before/after masks | ${await page.textContent('#tune-text')}`);
+  console.log(`  adaptation (page default: AdaBN + 3 inpainting steps, batch 2): ${((Date.now() - tt) / 1000).toFixed(1)} s including before/after masks | ${await page.textContent('#tune-text')}`);
   if (backend === 'flex') await page.screenshot({ path: '/tmp/scl-page.png', fullPage: true });
   await browser.close();
 }
