@@ -2,7 +2,8 @@
 # Runs every test of the project on a fresh machine: installs what is missing (wasm32 target,
 # wasm-bindgen-cli, wasm-pack, Chromium + ChromeDriver, npm tools), then checks formatting and
 # lints, runs the native suite, the browser suite twice (WebGPU on SwiftShader, then the Flex
-# CPU fallback), builds the page and runs the page test. Needs no data outside the repository.
+# CPU fallback), builds the page and runs the page tests (page, hostile files, injected
+# faults). Needs no data outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
@@ -58,9 +59,11 @@ SCL_TEST_BACKEND=flex CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-te
 grep -q "backend under test: flex" /tmp/scl-web-cpu.log || { echo "the fallback run did not use Flex"; exit 1; }
 done_step "browser (Flex): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-cpu.log | awk '{print $4}') passed"
 
-step "page: build dist/ and run the page test (playwright-core + Chromium)"
+step "page: build dist/ and run the page tests (playwright-core + Chromium)"
 scripts/web.sh
 node tests/page/page.test.mjs
-done_step "page test passed"
+node tests/page/hostile.test.mjs
+node tests/page/faults.test.mjs
+done_step "page tests passed (page, hostile files, injected faults)"
 
 printf '\n==> all tests passed: %s\n' "$(IFS=';'; echo "${summary[*]}")"

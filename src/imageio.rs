@@ -2,8 +2,11 @@
 //!
 //! Everything here is pure Rust and runs in the browser as in the CLI. Decoding never panics:
 //! an empty, truncated, corrupt, unsupported or oversized file gives an [`Error::Image`] that
-//! names the problem. Grey, grey+alpha, RGBA and 16-bit images are converted to 8-bit RGB
-//! (alpha is dropped, 16-bit values are scaled to 8 bits).
+//! names the problem; the size limits are checked on the header, before any pixel buffer is
+//! allocated. Grey, grey+alpha, RGBA and 16-bit images are converted to 8-bit RGB (alpha is
+//! dropped, 16-bit values are scaled to 8 bits), and images are turned upright by their EXIF
+//! orientation (masks too, so that an image and its mask stay aligned). [`decode_full`] also
+//! says what was converted, for the page's report on dropped files.
 
 use std::io::Cursor;
 
@@ -15,24 +18,95 @@ use crate::Error;
 
 /// Largest image side accepted by the decoder, in pixels.
 pub const MAX_DECODE_SIDE: u32 = 16_384;
-/// Largest decoder allocation, in bytes.
-pub const MAX_DECODE_BYTES: u64 = 1 << 30;
+/// Largest decoded image, in bytes (an 8-bit RGB image of about 9400 x 9400 pixels). The
+/// check runs on the file's header, before any pixel buffer is allocated: a decompression bomb
+/// (a small file claiming a huge image) is refused at once. In the browser memory that a
+/// WebAssembly module grows never shrinks, hence a bound far below the 4 GiB address space.
+pub const MAX_DECODE_BYTES: u64 = 256 << 20;
+
+/// Images smaller than this on either side get a note: enlarged to the working size, their
+/// masks are coarse.
+const TINY_SIDE: u32 = 32;
 
 /// Decodes an image file's bytes to 8-bit RGB. `name` is used in error messages.
 pub fn decode_rgb(bytes: &[u8], name: &str) -> Result<RgbImage, Error> {
     Ok(decode(bytes, name)?.to_rgb8())
 }
 
-/// Decodes an image file's bytes (any supported format) with size limits.
+/// Decodes an image file's bytes (any supported format) with size limits, upright (its EXIF
+/// orientation applied, as browsers and image viewers show it).
 pub fn decode(bytes: &[u8], name: &str) -> Result<DynamicImage, Error> {
+    decode_full(bytes, name).map(|d| d.image)
+}
+
+/// An image file decoded, with what was done to make it the network's 8-bit RGB input.
+pub struct Decoded {
+    /// The pixels, upright.
+    pub image: DynamicImage,
+    /// The file's format in words ("PNG", "JPEG", ...).
+    pub format: &'static str,
+    /// The pixel layout stored in the file (grey, alpha, 16-bit...).
+    pub stored: image::ColorType,
+    /// The EXIF orientation that was applied.
+    pub orientation: image::metadata::Orientation,
+    /// An animated GIF with more than one frame (only the first is used).
+    pub animated: bool,
+}
+
+impl Decoded {
+    /// One short sentence per conversion a user should know about (grey, 16-bit, alpha, EXIF
+    /// rotation, animation, a tiny image); empty for an ordinary 8-bit colour image.
+    pub fn notes(&self) -> Vec<String> {
+        use image::ColorType as C;
+        let mut notes = Vec::new();
+        let s = self.stored;
+        if matches!(s, C::L8 | C::La8 | C::L16 | C::La16) {
+            notes.push("grey image: its grey level is used for all three colour channels (the model was trained on colour)".into());
+        }
+        if s.bytes_per_pixel() / s.channel_count() >= 2 {
+            notes.push(if s.bytes_per_pixel() / s.channel_count() == 2 {
+                "16-bit: scaled to 8 bits".into()
+            } else {
+                "floating-point pixels: clamped to 0..1 and scaled to 8 bits".into()
+            });
+        }
+        if s.has_alpha() && translucent(&self.image) {
+            notes.push("alpha channel ignored (transparent pixels keep their colour)".into());
+        }
+        if self.orientation != image::metadata::Orientation::NoTransforms {
+            notes.push(format!(
+                "turned upright following its EXIF orientation ({:?})",
+                self.orientation
+            ));
+        }
+        if self.animated {
+            notes.push("animated GIF: only the first frame is used".into());
+        }
+        let (w, h) = (self.image.width(), self.image.height());
+        if w < TINY_SIDE || h < TINY_SIDE {
+            notes.push(format!(
+                "only {w}x{h} pixels: enlarged to the working size, its mask will be coarse"
+            ));
+        }
+        notes
+    }
+}
+
+/// Decodes an image file and says how (see [`Decoded`]). Refuses, with a message naming the
+/// file and the problem, empty files, other kinds of file (text, SVG, PDF, weights...),
+/// truncated or corrupt data, unsupported variants and images over the size limits.
+pub fn decode_full(bytes: &[u8], name: &str) -> Result<Decoded, Error> {
+    use image::ImageDecoder;
     if bytes.is_empty() {
         return Err(Error::Image(format!("{name}: the file is empty")));
     }
-    let format = image::guess_format(bytes).map_err(|_| {
-        Error::Image(format!(
-            "{name}: not an image this tool can read (supported: PNG, JPEG, BMP, TIFF, GIF, WebP)"
-        ))
-    })?;
+    let format = image::guess_format(bytes).map_err(|_| not_an_image(bytes, name))?;
+    let what = format_name(format);
+    if !supported_format(format) {
+        return Err(Error::Image(format!(
+            "{name}: {format:?} images are not supported (supported: PNG, JPEG, BMP, TIFF, GIF, WebP)"
+        )));
+    }
     // The JPEG decoder fills a cut-off file with grey instead of failing: require the
     // end-of-image marker near the end (some writers append a little padding after it).
     if format == ImageFormat::Jpeg {
@@ -43,31 +117,97 @@ pub fn decode(bytes: &[u8], name: &str) -> Result<DynamicImage, Error> {
             )));
         }
     }
+    let decode_error = |e: image::ImageError| match e {
+        image::ImageError::Limits(_) => too_large(name, what),
+        image::ImageError::Unsupported(u) => Error::Image(format!(
+            "{name}: this {what} variant is not supported ({u})"
+        )),
+        other => Error::Image(format!(
+            "{name}: the {what} file is corrupt or truncated ({})",
+            other.to_string().trim()
+        )),
+    };
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_DECODE_SIDE);
     limits.max_image_height = Some(MAX_DECODE_SIDE);
     limits.max_alloc = Some(MAX_DECODE_BYTES);
     reader.limits(limits);
-    let img = reader.decode().map_err(|e| {
-        let what = format_name(format);
-        match e {
-            image::ImageError::Limits(_) => Error::Image(format!(
-                "{name}: the {what} image is too large (at most {MAX_DECODE_SIDE} pixels a side and {} MiB decoded)",
-                MAX_DECODE_BYTES >> 20
-            )),
-            image::ImageError::Unsupported(u) => Error::Image(format!(
-                "{name}: this {what} variant is not supported ({u})"
-            )),
-            other => Error::Image(format!(
-                "{name}: the {what} file is corrupt or truncated ({other})"
-            )),
-        }
-    })?;
-    if img.width() == 0 || img.height() == 0 {
+    let mut decoder = reader.into_decoder().map_err(decode_error)?;
+    // The size the header claims, checked before the pixel buffer is allocated.
+    if decoder.total_bytes() > MAX_DECODE_BYTES {
+        return Err(too_large(name, what));
+    }
+    let stored = decoder.color_type();
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(decode_error)?;
+    if image.width() == 0 || image.height() == 0 {
         return Err(Error::Image(format!("{name}: the image has no pixels")));
     }
-    Ok(img)
+    image.apply_orientation(orientation);
+    let animated = format == ImageFormat::Gif && gif_frames(bytes) > 1;
+    Ok(Decoded {
+        image,
+        format: what,
+        stored,
+        orientation,
+        animated,
+    })
+}
+
+/// Whether any pixel is not fully opaque (GIF and many PNGs carry an alpha channel that is
+/// opaque everywhere: nothing to tell the user then).
+fn translucent(img: &DynamicImage) -> bool {
+    match img {
+        DynamicImage::ImageLumaA8(b) => b.pixels().any(|p| p[1] < u8::MAX),
+        DynamicImage::ImageRgba8(b) => b.pixels().any(|p| p[3] < u8::MAX),
+        DynamicImage::ImageLumaA16(b) => b.pixels().any(|p| p[1] < u16::MAX),
+        DynamicImage::ImageRgba16(b) => b.pixels().any(|p| p[3] < u16::MAX),
+        DynamicImage::ImageRgba32F(b) => b.pixels().any(|p| p[3] < 1.0),
+        _ => false,
+    }
+}
+
+fn too_large(name: &str, what: &str) -> Error {
+    Error::Image(format!(
+        "{name}: the {what} image is too large (at most {MAX_DECODE_SIDE} pixels a side and {} MiB decoded)",
+        MAX_DECODE_BYTES >> 20
+    ))
+}
+
+/// The message for bytes that are no image format this tool knows, saying what they are
+/// when that is easy to tell.
+fn not_an_image(bytes: &[u8], name: &str) -> Error {
+    let head = String::from_utf8_lossy(&bytes[..bytes.len().min(1024)]).to_ascii_lowercase();
+    let supported = "(supported: PNG, JPEG, BMP, TIFF, GIF, WebP)";
+    let what = if crate::weights::looks_like_weights(bytes) {
+        "this is a model weights file (.bpk), not an image".to_string()
+    } else if head.contains("<svg") {
+        "an SVG (vector) drawing: this tool reads raster images only; export it as PNG".into()
+    } else if bytes.starts_with(b"%PDF") {
+        format!("a PDF document, not an image {supported}")
+    } else if image::ImageFormat::from_path(name).is_ok_and(supported_format) {
+        format!("not an image this tool can read, although its name says so {supported}")
+    } else {
+        format!("not an image this tool can read {supported}")
+    };
+    Error::Image(format!("{name}: {what}"))
+}
+
+/// How many frames a GIF has, counting at most two (enough to tell an animation).
+fn gif_frames(bytes: &[u8]) -> usize {
+    use image::AnimationDecoder;
+    image::codecs::gif::GifDecoder::new(Cursor::new(bytes))
+        .map(|d| d.into_frames().take(2).filter(Result::is_ok).count())
+        .unwrap_or(1)
+}
+
+/// The formats this build decodes (the `image` crate features in Cargo.toml).
+fn supported_format(f: ImageFormat) -> bool {
+    use ImageFormat as F;
+    matches!(f, F::Png | F::Jpeg | F::Bmp | F::Tiff | F::Gif | F::WebP)
 }
 
 fn format_name(f: ImageFormat) -> &'static str {

@@ -380,14 +380,38 @@ impl Engine {
         Ok(read_all(vec![out.coarse, fine]).await?.concat())
     }
 
+    /// Decodes an image file as [`Engine::segment`] would, without running the network:
+    /// `{ width, height, format, notes: string[] }` (the upright size; one sentence per
+    /// conversion a user should know about: grey, 16-bit, alpha, EXIF rotation, animation,
+    /// tiny), or an error naming the file and the problem. The page checks every dropped file
+    /// with it, so that a bad one is reported at once and never reaches the gallery.
+    pub fn inspect(bytes: Vec<u8>, name: String) -> Result<Object, JsError> {
+        let d = imageio::decode_full(&bytes, &name).map_err(err)?;
+        let o = Object::new();
+        set(&o, "width", d.image.width());
+        set(&o, "height", d.image.height());
+        set(&o, "format", d.format);
+        let notes = Array::new();
+        for n in d.notes() {
+            notes.push(&JsValue::from_str(&n));
+        }
+        set(&o, "notes", notes);
+        Ok(o)
+    }
+
     /// Dice, IoU, accuracy, recall, specificity and precision (threshold 0.5) of a fine
     /// probability map (`w x h`, as returned by [`Engine::segment`]) against a ground-truth
-    /// mask file, compared at the mask file's resolution.
+    /// mask file, compared at the mask file's resolution. The mask must have the size of its
+    /// image (`image_w x image_h`, the upright original): a mask of another size is refused
+    /// as the mask of some other image.
+    #[allow(clippy::too_many_arguments)]
     pub fn score(
         &self,
         fine_prob: Vec<f32>,
         w: usize,
         h: usize,
+        image_w: u32,
+        image_h: u32,
         mask: Vec<u8>,
         name: String,
     ) -> Result<Object, JsError> {
@@ -396,6 +420,11 @@ impl Engine {
         }
         let truth = imageio::decode_mask(&mask, &name).map_err(err)?;
         let (tw, th) = truth.dimensions();
+        if (tw, th) != (image_w, image_h) {
+            return Err(err(format!(
+                "{name}: the mask is {tw}x{th} pixels but its image is {image_w}x{image_h}: is it the mask of another image?"
+            )));
+        }
         let pred = imageio::prob_to_mask(&fine_prob, w, h, tw, th);
         let to01 = |g: &GrayImage| -> Vec<f32> {
             g.pixels()

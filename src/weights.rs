@@ -57,6 +57,14 @@ pub enum WeightsError {
     /// Not a Burnpack file at all (another format, an image, text...).
     #[error("{0}: not a weights file (it is not in Burnpack .bpk format)")]
     NotBurnpack(String),
+    /// An image file given where weights were expected.
+    #[error("{name}: this is a {format} image, not a weights file (.bpk)")]
+    IsImage {
+        /// File name.
+        name: String,
+        /// The image format, e.g. `Png`.
+        format: String,
+    },
     /// A Burnpack file cut short.
     #[error("{name}: the weights file is truncated or damaged ({detail})")]
     Truncated {
@@ -131,6 +139,11 @@ pub fn to_bytes(model: &Scl, precision: Precision) -> Result<Vec<u8>, WeightsErr
     Ok(store.get_bytes().map_err(err)?.to_vec())
 }
 
+/// Whether `bytes` start like a Burnpack file (its magic number, "BURN" little-endian).
+pub fn looks_like_weights(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"NRUB")
+}
+
 /// Reads the configuration and precision stored in a weights file's bytes.
 pub fn read_header(bytes: &[u8], name: &str) -> Result<(ModelConfig, Precision), WeightsError> {
     header(bytes, name).map(|h| (h.config, h.precision))
@@ -150,6 +163,14 @@ fn header(bytes: &[u8], name: &str) -> Result<Header, WeightsError> {
         return Err(WeightsError::Io {
             name: name.into(),
             message: "the file is empty".into(),
+        });
+    }
+    if !looks_like_weights(bytes)
+        && let Ok(format) = image::guess_format(bytes)
+    {
+        return Err(WeightsError::IsImage {
+            name: name.into(),
+            format: format!("{format:?}"),
         });
     }
     let reader = Reader::from_bytes(Bytes::from_bytes_vec(bytes.to_vec()))

@@ -30,21 +30,44 @@ const state = {
   tuning: false,
   losses: [],
   ready: false,
+  generation: 0,      // of the worker: a restart makes a new one
+  testHooks: false,   // ?test-hooks: fault injection for the page tests
   objectives: null,   // [{name, description, gradient}] from the engine
 };
 
-function message(text, kind = 'info') {
+// A dismissible message; `details` (lines, or [text, kind] pairs) go in a list under it.
+function message(text, kind = 'info', details = null) {
   const div = document.createElement('div');
   div.className = `msg ${kind}`;
-  div.textContent = text;
   const close = document.createElement('button');
   close.textContent = '×';
   close.title = 'dismiss';
   close.onclick = () => div.remove();
+  if (details && details.length) {
+    const box = document.createElement('details');
+    box.open = kind === 'error';
+    const summary = document.createElement('summary');
+    summary.textContent = text;
+    const ul = document.createElement('ul');
+    for (const d of details) {
+      const [line, k] = Array.isArray(d) ? d : [d, ''];
+      const li = document.createElement('li');
+      li.textContent = line;
+      if (k) li.className = k;
+      ul.appendChild(li);
+    }
+    box.append(summary, ul);
+    div.appendChild(box);
+  } else {
+    div.textContent = text;
+  }
   div.appendChild(close);
   $('messages').prepend(div);
   while ($('messages').children.length > 6) $('messages').lastChild.remove();
 }
+
+// An error message that names its file once (the engine's messages already start with it).
+function named(name, msg) { return msg.startsWith(`${name}: `) ? msg : `${name}: ${msg}`; }
 
 function call(cmd, args = {}, transfer = []) {
   const id = state.nextId++;
@@ -86,19 +109,38 @@ function onWorkerMessage(ev) {
   }
 }
 
-// A panic or a lost GPU device: restart the worker on the CPU.
+// A panic, a lost GPU device or a worker that died: restart the worker (on the CPU after a
+// GPU failure). The loaded images and their masks stay; fine-tuned weights are lost.
 async function recover(error) {
   if (state.recovering) return;
   state.recovering = true;
   const wasGpu = $('backend-badge').dataset.backend === 'webgpu';
-  message(`The model stopped (${error}). ${wasGpu ? 'Switching to the CPU backend' : 'Restarting it'}; fine-tuning progress is lost.`, 'error');
+  if (wasGpu) {
+    state.backend = 'flex';
+    $('backend-select').value = 'flex';
+  }
+  const n = state.images.length;
+  message(`The model stopped (${error}). ${wasGpu ? 'Switching to the CPU backend' : 'Restarting it'}; `
+    + `${n ? `your ${n} image(s) are kept, ` : ''}fine-tuning progress is lost.`, 'error');
   setTuning(false);
-  await boot(wasGpu ? 'flex' : state.backend);
+  for (const im of state.images) im.result = null;
+  await boot(state.backend);
   state.recovering = false;
+}
+
+// A worker can die without a word (out of memory, a crashed GPU process, or a test hook): it
+// holds a Web Lock named after its generation for as long as it lives, so the page's request
+// for the same lock is granted exactly when it dies.
+function watchWorker(gen) {
+  if (!navigator.locks) return;
+  navigator.locks.request(`scl-worker-${gen}`, () => {
+    if (gen === state.generation && !state.recovering) recover('the worker stopped unexpectedly');
+  });
 }
 
 async function boot(backend) {
   state.ready = false;
+  const gen = ++state.generation;
   $('loading').hidden = false;
   $('load-progress').value = 0;
   if (state.worker) state.worker.terminate();
@@ -115,7 +157,10 @@ async function boot(backend) {
       model: state.model,
       size: state.size,
       modelUrls: Object.fromEntries(Object.entries(state.manifest.models).map(([k, v]) => [k, `weights/${v.file}`])),
+      lock: `scl-worker-${gen}`,
+      testHooks: state.testHooks,
     });
+    watchWorker(gen);
     showBackend(info);
     showObjectives(info.objectives);
     if (info.note) message(info.note, 'info');
@@ -124,6 +169,7 @@ async function boot(backend) {
     updateButtons();
     if (state.selected >= 0) await segmentSelected();
   } catch (e) {
+    if (gen !== state.generation) return;
     $('load-text').textContent = `Could not start the model: ${e.message}`;
     message(`Could not start the model: ${e.message}`, 'error');
   }
@@ -142,16 +188,41 @@ function showBackend(info) {
 
 // ---------- images ----------
 
-function addFiles(files) {
+// Every dropped file is decoded once in the worker before it joins the gallery: a file that
+// cannot be segmented is reported at once, with its reason, and never added. One report per
+// drop lists each file: added (size, format, notes) or refused (why).
+async function addFiles(files) {
   const list = [...files];
   if (!list.length) return;
+  const report = [];
+  let added = 0;
   for (const file of list) {
-    if (file.size === 0) { message(`${file.name}: the file is empty`, 'error'); continue; }
-    state.images.push({ file, name: file.name, url: URL.createObjectURL(file), result: null, gt: null });
+    try {
+      if (file.size === 0) throw new Error(`${file.name}: the file is empty`);
+      if (!state.worker) throw new Error('the model is not running');
+      const info = await call('inspect', { file });
+      state.images.push({ file, name: file.name, url: URL.createObjectURL(file), result: null, gt: null, info });
+      added++;
+      const notes = info.notes.length ? ` · ${info.notes.join(' · ')}` : '';
+      report.push([`${file.name}: added (${info.width}x${info.height} ${info.format})${notes}`, info.notes.length ? 'note' : 'ok']);
+      if (added === 1 || added % 16 === 0) {
+        renderGallery();
+        if (state.selected < 0) select(state.images.length - 1);
+      }
+    } catch (e) {
+      let why = e.message.startsWith(`${file.name}: `) ? e.message.slice(file.name.length + 2) : e.message;
+      if (/weights file \(\.bpk\)/.test(why)) why += ': load it with “Import weights”';
+      report.push([`${file.name}: not added: ${why}`, 'refused']);
+    }
   }
   renderGallery();
   if (state.selected < 0 && state.images.length) select(0);
   updateButtons();
+  const refused = list.length - added;
+  if (list.length === 1 && refused === 0 && !state.images.at(-1).info.notes.length) return;
+  message(refused
+    ? `${refused} of ${list.length} file(s) could not be used${added ? `; ${added} added` : ''}`
+    : `${added} image(s) added`, refused ? 'error' : 'info', report);
 }
 
 function renderGallery() {
@@ -197,7 +268,7 @@ async function segmentSelected() {
   } catch (e) {
     im.result = null;
     clearStages();
-    message(e.message.startsWith(im.name) ? e.message : `${im.name}: ${e.message}`, 'error');
+    message(named(im.name, e.message), 'error');
   } finally {
     $('stages').classList.remove('busy');
     updateButtons();
@@ -289,12 +360,13 @@ function drawOverlay() {
 async function scoreImage(im) {
   if (!im.result || !im.gt) return;
   try {
-    const s = await call('score', { prob: im.result.fineProb.slice(), width: im.result.width, height: im.result.height, file: im.gt });
+    const r = im.result;
+    const s = await call('score', { prob: r.fineProb.slice(), width: r.width, height: r.height, origWidth: r.origWidth, origHeight: r.origHeight, file: im.gt });
     const pct = (v) => (100 * v).toFixed(1);
     $('scores').textContent = `vs ${im.gt.name}: Dice ${pct(s.dice)} · IoU ${pct(s.iou)} · Recall ${pct(s.recall)} · Specificity ${pct(s.specificity)} · Precision ${pct(s.precision)} · Accuracy ${pct(s.accuracy)} (%)`;
   } catch (e) {
     $('scores').textContent = '';
-    message(`ground truth ${im.gt.name}: ${e.message}`, 'error');
+    message(`ground truth ${named(im.gt.name, e.message)}`, 'error');
   }
 }
 
@@ -519,7 +591,7 @@ function wire() {
       message(`Loaded ${f.name}: ${info.describe}`, 'info');
       for (const im of state.images) im.result = null;
       await segmentSelected();
-    } catch (err) { message(`${f.name}: ${err.message}`, 'error'); }
+    } catch (err) { message(`${named(f.name, err.message)} (the current model is kept)`, 'error'); }
   };
 }
 
@@ -527,6 +599,11 @@ async function main() {
   wire();
   const q = new URLSearchParams(location.search);
   state.backend = q.get('backend') || 'auto';
+  // Fault injection for tests/page/faults.test.mjs; off unless the URL asks for it.
+  if (q.has('test-hooks')) {
+    state.testHooks = true;
+    window.sclTest = { fault: (kind) => call('test-fault', { kind }) };
+  }
   $('backend-select').value = state.backend;
   try {
     const res = await fetch('weights/models.json');

@@ -9,6 +9,21 @@ let models = {};          // name -> url
 let current = 'scl';
 let tune = null;          // fine-tuning session state
 const weightsCache = {};  // name -> Uint8Array (the original weights, kept to switch back)
+let hooks = false;        // test-only fault injection (the page's ?test-hooks)
+const faults = new Set(); // armed faults: 'die-in-segment', 'die-in-tune', 'device-lost'
+
+// A test hook: the worker stops dead in the middle of a call, as an out-of-memory kill would
+// (no reply, no error event); the page notices through its Web Lock.
+async function dieIf(fault) {
+  if (!faults.has(fault)) return;
+  self.close();
+  await new Promise(() => {});
+}
+
+// The module is instantiated once, by whichever message needs it first (a dropped file may
+// be checked before the model has started).
+let wasmReady = null;
+const initWasm = () => (wasmReady ??= init());
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const progress = (text, fraction) => post({ type: 'progress', text, fraction });
@@ -60,11 +75,14 @@ async function fetchWeights(name) {
   return bytes;
 }
 
-async function start({ backend, modelUrls, model, size }) {
+async function start({ backend, modelUrls, model, size, lock, testHooks }) {
+  // Held until this worker dies: the page's request for the same lock then goes through.
+  if (lock && navigator.locks) navigator.locks.request(lock, () => new Promise(() => {}));
+  hooks = !!testHooks;
   models = modelUrls;
   current = model || 'scl';
   progress('Loading the WebAssembly module…', 0.02);
-  await init();
+  await initWasm();
   const gpu = await detectGpu();
   let chosen = backend;
   let note = '';
@@ -111,6 +129,8 @@ function transferables(result) {
 
 async function segmentWith(eng, file, size) {
   const bytes = new Uint8Array(await file.arrayBuffer());
+  await dieIf('die-in-segment');
+  if (faults.has('device-lost')) throw new Error('GPUDevice was lost (test hook)');
   return eng.segment(bytes, file.name, size);
 }
 
@@ -137,7 +157,7 @@ async function scoredDice(scored, size) {
   let sum = 0;
   for (const { file, gt } of scored) {
     const r = await segmentWith(engine, file, size);
-    const s = await engine.score(r.fineProb, r.width, r.height, new Uint8Array(await gt.arrayBuffer()), gt.name);
+    const s = await engine.score(r.fineProb, r.width, r.height, r.origWidth, r.origHeight, new Uint8Array(await gt.arrayBuffer()), gt.name);
     sum += s.dice;
   }
   return sum / scored.length;
@@ -164,6 +184,7 @@ async function tuneLoop() {
     t.done = engine.adapt_steps();
     if (r.stopped) t.stopped = r.stopped;
     post({ type: 'tune', step: t.done, steps: t.steps, loss: r.loss, foreground: r.foreground, stopped: r.stopped, ms: performance.now() - t0 });
+    await dieIf('die-in-tune');
     await sleep(0); // let a stop message in
   }
   const finished = t.adabnDone && (!t.gradient || t.done >= t.steps || !!t.stopped);
@@ -181,9 +202,19 @@ const handlers = {
     if (which === 'other') r.model = other.name;
     return r;
   },
-  async score({ prob, width, height, file }) {
+  async score({ prob, width, height, origWidth, origHeight, file }) {
     const bytes = new Uint8Array(await file.arrayBuffer());
-    return engine.score(prob, width, height, bytes, file.name);
+    return engine.score(prob, width, height, origWidth, origHeight, bytes, file.name);
+  },
+  async 'test-fault'({ kind }) {
+    if (!hooks) throw new Error('test hooks are off (open the page with ?test-hooks)');
+    faults.add(kind);
+    return { armed: kind };
+  },
+  // Decodes a dropped file without running the network: its size and notes, or why not.
+  async inspect({ file }) {
+    await initWasm();
+    return Engine.inspect(new Uint8Array(await file.arrayBuffer()), file.name);
   },
   async 'switch-model'({ model, size }) {
     const bytes = await fetchWeights(model);

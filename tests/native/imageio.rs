@@ -94,3 +94,109 @@ fn tensor_layout_and_masks() {
         ([68, 1, 84], [253, 231, 37])
     );
 }
+
+/// `pattern` in the style of the page test's regular expressions, reduced to what
+/// `expect.json` uses: alternatives `a|b`, each a sequence of parts joined by `.*`.
+fn matches(text: &str, pattern: &str) -> bool {
+    pattern.split('|').any(|alt| {
+        let mut rest = text;
+        alt.split(".*").all(|part| match rest.find(part) {
+            Some(i) => {
+                rest = &rest[i + part.len()..];
+                true
+            }
+            None => false,
+        })
+    })
+}
+
+/// The hostile-file set of the page test (tests/page/hostile, written by make_hostile.py with
+/// its expectations): every file the page must refuse is refused natively with the expected
+/// reason, every file it must add decodes, and its notes say what was converted.
+#[test]
+fn hostile_files_are_refused_or_decoded_as_expected() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/page/hostile");
+    let expect: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("expect.json")).unwrap()).unwrap();
+    let expect = expect.as_object().unwrap();
+    assert!(expect.len() >= 25, "only {} hostile files", expect.len());
+    let mut failures = Vec::new();
+    for (name, e) in expect {
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let pattern = e["message"].as_str().unwrap();
+        let outcome = match decode_full(&bytes, name) {
+            Ok(d) => Ok(format!(
+                "{}x{} {} {}",
+                d.image.width(),
+                d.image.height(),
+                d.format,
+                d.notes().join("; ")
+            )),
+            Err(err) => Err(err.to_string()),
+        };
+        match (e["add"].as_bool(), &outcome) {
+            (Some(true), Ok(text)) | (Some(false), Err(text)) if matches(text, pattern) => {}
+            (None, _) => {}
+            _ => failures.push(format!(
+                "{name}: expected add={} /{pattern}/, got {outcome:?}",
+                e["add"]
+            )),
+        }
+        if e["add"] == true {
+            colours_survive(name, &bytes, &mut failures);
+        }
+        if let Err(text) = &outcome {
+            assert!(
+                text.starts_with(&format!("{name}: ")),
+                "{text} does not name {name}"
+            );
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The generator's 64x64 images are a disc of (178, 64, 51) centred at (29, 35) on a
+/// (217, 140, 128) background (grey ones: the ITU-R 601 luma of those, 96 and 161): each
+/// conversion (16-bit, palette, CMYK, alpha, animation...) must give those colours back.
+fn colours_survive(name: &str, bytes: &[u8], failures: &mut Vec<String>) {
+    let img = decode_rgb(bytes, name).unwrap();
+    if img.dimensions() != (64, 64) {
+        return;
+    }
+    let grey = name.contains("grey");
+    let (bg, disc) = if grey {
+        ([161u8; 3], [96u8; 3])
+    } else {
+        ([217, 140, 128], [178, 64, 51])
+    };
+    for ((x, y), want) in [((4, 4), bg), ((60, 4), bg), ((29, 35), disc)] {
+        let got = img.get_pixel(x, y).0;
+        if got
+            .iter()
+            .zip(want)
+            .any(|(&g, w)| (g as i32 - w as i32).abs() > 8)
+        {
+            failures.push(format!(
+                "{name}: pixel ({x}, {y}) is {got:?}, expected {want:?}"
+            ));
+        }
+    }
+}
+
+/// The EXIF-rotated JPEG is turned upright: 48 wide, 64 high, its disc (drawn upright by the
+/// generator at 45% of the width, 55% of the height) where the generator drew it.
+#[test]
+fn exif_orientation_is_applied() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/page/hostile/exif-rotated.jpg");
+    let img = decode_rgb(&std::fs::read(path).unwrap(), "exif-rotated.jpg").unwrap();
+    assert_eq!(img.dimensions(), (48, 64));
+    let red = |x, y| {
+        let p: &image::Rgb<u8> = img.get_pixel(x, y);
+        p[1] < 100 // the disc is (178, 64, 51), the background (217, 140, 128)
+    };
+    assert!(red(21, 35), "the disc's centre is not at (21, 35)");
+    assert!(!red(4, 4) && !red(43, 4) && !red(4, 60) && !red(43, 60));
+    // The disc reaches 12 px from its centre: 9..33 across, 23..47 down.
+    assert!(red(21, 25) && red(21, 45) && red(11, 35) && red(31, 35));
+}

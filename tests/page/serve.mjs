@@ -1,9 +1,11 @@
-// Shared by the page test and the page bench: a static server for dist/ on a free localhost port,
-// and Debian's Chromium launched headless with the flags this machine needs.
+// Shared by the page tests and the page bench: a static server for dist/ on a free localhost
+// port, Debian's Chromium launched headless with the flags this machine needs, and the
+// synthetic test image as a PNG.
 import { chromium } from 'playwright-core';
 import http from 'node:http';
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 
 export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../../dist');
 
@@ -34,4 +36,41 @@ export function launchChromium({ webgpu = false } = {}) {
       '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
       ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan'] : [])],
   });
+}
+
+// The synthetic test image (same formula as scl::imageio::synthetic_image), as a PNG; with
+// `mask`, its disc as a grey ground-truth mask instead.
+export function syntheticPng(w, h, mask = false) {
+  const ch = mask ? 1 : 3;
+  const raw = Buffer.alloc((w * ch + 1) * h);
+  const cx = w * 0.45, cy = h * 0.55, r = Math.min(w, h) * 0.25;
+  for (let y = 0; y < h; y++) {
+    raw[y * (w * ch + 1)] = 0;
+    for (let x = 0; x < w; x++) {
+      const d = Math.hypot(x - cx, y - cy);
+      const inside = Math.min(1, Math.max(0, 1 - (d - r) / 3));
+      const tex = 0.05 * Math.sin(x * 0.7) * Math.cos(y * 0.45);
+      const bg = [0.85 + tex, 0.55 + tex, 0.5 + tex], fg = [0.7, 0.25 + tex, 0.2];
+      for (let c = 0; c < ch; c++) {
+        const v = mask ? (d < r ? 1 : 0) : Math.min(1, Math.max(0, bg[c] * (1 - inside) + fg[c] * inside));
+        raw[y * (w * ch + 1) + 1 + x * ch + c] = Math.round(v * 255);
+      }
+    }
+  }
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (buf) => { let c = 0xffffffff; for (const b of buf) c = crcTable[(c ^ b) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = mask ? 0 : 2;
+  return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
