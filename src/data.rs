@@ -45,6 +45,26 @@ pub struct Pair {
     pub mask: Option<PathBuf>,
 }
 
+/// Pairs each image with the mask whose stem is the image's stem under the first of
+/// [`MASK_PATTERNS`] that exists. Files whose names are not valid UTF-8 are left out (their
+/// stems could not be named in a `split.json`). Fuzzed (`fuzz/fuzz_targets/names.rs`).
+pub fn pair_up(images: Vec<PathBuf>, masks: Vec<PathBuf>) -> Vec<Pair> {
+    let by_stem: BTreeMap<String, PathBuf> = masks
+        .into_iter()
+        .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
+        .collect();
+    images
+        .into_iter()
+        .filter_map(|image| {
+            let stem = image.file_stem()?.to_str()?.to_string();
+            let mask = MASK_PATTERNS
+                .iter()
+                .find_map(|pat| by_stem.get(&pat.replace("{}", &stem)).cloned());
+            Some(Pair { stem, image, mask })
+        })
+        .collect()
+}
+
 /// The pairs of a dataset folder.
 #[derive(Debug, Clone)]
 pub struct Dataset {
@@ -80,23 +100,9 @@ impl Dataset {
         } else {
             Vec::new()
         };
-        let by_stem: BTreeMap<String, PathBuf> = masks
-            .into_iter()
-            .filter_map(|p| Some((p.file_stem()?.to_str()?.to_string(), p)))
-            .collect();
-        let pairs = images
-            .into_iter()
-            .filter_map(|image| {
-                let stem = image.file_stem()?.to_str()?.to_string();
-                let mask = MASK_PATTERNS
-                    .iter()
-                    .find_map(|pat| by_stem.get(&pat.replace("{}", &stem)).cloned());
-                Some(Pair { stem, image, mask })
-            })
-            .collect();
         Ok(Dataset {
             root: root.to_path_buf(),
-            pairs,
+            pairs: pair_up(images, masks),
         })
     }
 
