@@ -7,6 +7,7 @@ mod conv_grad;
 mod crash;
 mod data;
 mod fixture;
+mod fuzz_replay;
 mod gff;
 mod imageio;
 mod init;
