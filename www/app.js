@@ -602,7 +602,8 @@ async function main() {
   // Fault injection for tests/page/faults.test.mjs; off unless the URL asks for it.
   if (q.has('test-hooks')) {
     state.testHooks = true;
-    window.sclTest = { fault: (kind) => call('test-fault', { kind }) };
+    window.sclTest = { fault: (kind) => call('test-fault', { kind }), memory: () => call('memory'),
+      forget: () => { for (const im of state.images) im.result = null; } };
   }
   $('backend-select').value = state.backend;
   try {

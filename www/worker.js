@@ -206,6 +206,12 @@ const handlers = {
     const bytes = new Uint8Array(await file.arrayBuffer());
     return engine.score(prob, width, height, origWidth, origHeight, bytes, file.name);
   },
+  // Memory in use, for the soak script (tests/page/soak.mjs): the module's linear memory and
+  // this worker's JS heap (Chromium only).
+  async memory() {
+    const wasm = await initWasm();
+    return { wasmBytes: wasm.memory.buffer.byteLength, jsHeap: performance.memory ? performance.memory.usedJSHeapSize : null };
+  },
   async 'test-fault'({ kind }) {
     if (!hooks) throw new Error('test hooks are off (open the page with ?test-hooks)');
     faults.add(kind);
