@@ -1,8 +1,9 @@
 // Soak (issue 12, a script, not CI): in-browser fine-tuning and repeated segmentation on the
 // CPU path for MINUTES (default 30), sampling the worker's wasm memory and JS heap and the
 // page's JS heap every SAMPLE seconds (default 60); prints the curve and the growth after
-// warm-up. Run after scripts/web.sh: `node tests/page/soak.mjs [MINUTES] [SAMPLE] [MODE]`,
-// MODE `both` (default), `adapt` (adaptations only) or `segment` (segmentations only).
+// warm-up. Run after scripts/web.sh: `node tests/page/soak.mjs [MINUTES] [SAMPLE] [MODE] [STEPS]`,
+// MODE `both` (default), `adapt` (adaptations only) or `segment` (segmentations only), and
+// STEPS per adaptation (default 10): `node tests/page/soak.mjs 30 60 adapt 1`.
 import { serveDist, launchChromium, syntheticPng } from './serve.mjs';
 
 const minutes = Number(process.argv[2] || 30);
@@ -18,7 +19,8 @@ await page.setInputFiles('#file-input', [0, 1, 2, 3, 4, 5].map((i) => ({
 await page.waitForFunction(() => document.querySelectorAll('#gallery .thumb').length === 6);
 await page.selectOption('#tune-objective', 'adabn+inpainting');
 await page.waitForFunction(() => /^adabn\+inpainting:/.test(document.getElementById('tune-desc').textContent));
-await page.fill('#tune-steps', '10');
+const stepsPerRun = Number(process.argv[5] || 10);
+await page.fill('#tune-steps', String(stepsPerRun));
 await page.fill('#tune-batch', '2');
 
 const t0 = Date.now();
@@ -38,7 +40,7 @@ while (Date.now() - t0 < minutes * 60_000) {
     await page.evaluate(() => { document.getElementById('tune-text').textContent = ''; });
     await page.click('#tune-start');
     await page.waitForFunction(() => /done|stopped|paused/.test(document.getElementById('tune-text').textContent), null, { timeout: 600_000 });
-    steps += 10;
+    steps += stepsPerRun;
   }
   for (let i = 1; i <= 6 && mode !== 'adapt'; i++) {
     if (mode === 'segment') await page.evaluate(() => window.sclTest.forget());
