@@ -63,12 +63,10 @@ impl Decoded {
         if matches!(s, C::L8 | C::La8 | C::L16 | C::La16) {
             notes.push("grey image: its grey level is used for all three colour channels (the model was trained on colour)".into());
         }
-        if s.bytes_per_pixel() / s.channel_count() >= 2 {
-            notes.push(if s.bytes_per_pixel() / s.channel_count() == 2 {
-                "16-bit: scaled to 8 bits".into()
-            } else {
-                "floating-point pixels: clamped to 0..1 and scaled to 8 bits".into()
-            });
+        match s.bytes_per_pixel() / s.channel_count() {
+            1 => {}
+            2 => notes.push("16-bit: scaled to 8 bits".into()),
+            _ => notes.push("floating-point pixels: clamped to 0..1 and scaled to 8 bits".into()),
         }
         if s.has_alpha() && translucent(&self.image) {
             notes.push("alpha channel ignored (transparent pixels keep their colour)".into());

@@ -3,13 +3,7 @@
 //! a header that parses and describes a small network is also loaded into one.
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
+#[path = "../checks.rs"]
+mod checks;
 
-fuzz_target!(|data: &[u8]| {
-    if let Ok((config, _)) = scl::weights::read_header(data, "fuzz")
-        && config.width <= 16
-    {
-        let device = burn::prelude::Device::flex();
-        let _ = scl::weights::from_bytes(data, "fuzz", &device);
-    }
-});
+libfuzzer_sys::fuzz_target!(|data: &[u8]| checks::weights(data));

@@ -17,6 +17,12 @@ fn dataset(name: &str) -> std::path::PathBuf {
     d
 }
 
+/// The run's `state.json`; panics with `when` if it does not parse.
+fn read_state(out: &Path, when: &str) -> scl::train::RunState {
+    let text = std::fs::read_to_string(out.join("state.json")).unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{when}: state.json: {e}"))
+}
+
 fn train(data: &Path, out: &Path, resume: bool, epochs: usize) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_scl"));
     c.args(["train", "--data"])
@@ -85,14 +91,12 @@ fn killed_during_a_checkpoint_write_then_resumed() {
     for f in ["last.bpk", "best.bpk"] {
         scl::weights::load_file(&out.join(f), &device).unwrap_or_else(|e| panic!("{f}: {e}"));
     }
-    let state: scl::train::RunState =
-        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    let state = read_state(&out, "after the kill");
     assert!(state.iteration >= 1);
     // And the run finishes from there.
     let status = train(&data, &out, true, 3).status().unwrap();
     assert!(status.success());
-    let state: scl::train::RunState =
-        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    let state = read_state(&out, "after the run");
     assert_eq!(state.iteration, 3);
     let _ = std::fs::remove_dir_all(&data);
 }
@@ -143,9 +147,7 @@ fn twenty_random_kills_leave_whole_checkpoints() {
             }
         }
         if out.join("state.json").is_file() {
-            let text = std::fs::read_to_string(out.join("state.json")).unwrap();
-            serde_json::from_str::<scl::train::RunState>(&text)
-                .unwrap_or_else(|e| panic!("after kill {kills}: state.json: {e}"));
+            read_state(&out, &format!("after kill {kills}"));
         }
     }
     eprintln!(
@@ -157,8 +159,7 @@ fn twenty_random_kills_leave_whole_checkpoints() {
     );
     let status = train(&data, &out, true, 300).status().unwrap();
     assert!(status.success());
-    let state: scl::train::RunState =
-        serde_json::from_str(&std::fs::read_to_string(out.join("state.json")).unwrap()).unwrap();
+    let state = read_state(&out, "after the run");
     assert_eq!(state.iteration, 300);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -9,7 +9,7 @@
 // native library segments it. Run after scripts/web.sh: `node tests/page/hostile.test.mjs`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { root, serveDist, launchChromium, syntheticPng } from './serve.mjs';
+import { root, serveDist, launchChromium, syntheticPng, nativeFineMask } from './serve.mjs';
 
 const dir = path.join(path.dirname(new URL(import.meta.url).pathname), 'hostile');
 const expect = JSON.parse(fs.readFileSync(path.join(dir, 'expect.json'), 'utf8'));
@@ -102,8 +102,7 @@ try {
   await page.waitForFunction(() => [...document.querySelectorAll('#gallery .thumb')].some((t) => t.title === 'good-after.png'), null, { timeout: 60_000 });
   await page.click('#gallery .thumb:last-child');
   check(await segmented('good-after.png') === null, 'the good image did not segment');
-  const raw = fs.readFileSync(path.resolve(root, '../tests/fixtures/forward_64.f32'));
-  const nativeFine = [...new Float32Array(raw.buffer, raw.byteOffset + 64 * 64 * 4, 64 * 64)].map((p) => p >= 0.5);
+  const nativeFine = nativeFineMask();
   const agree = await page.evaluate((nativeFine) => {
     const f = document.querySelector('figure[data-stage="fine"] canvas');
     const d = f.getContext('2d').getImageData(0, 0, f.width, f.height).data;

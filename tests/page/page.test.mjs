@@ -5,7 +5,7 @@
 // Run after scripts/web.sh: `node tests/page/page.test.mjs`.
 import fs from 'node:fs';
 import path from 'node:path';
-import { root, serveDist, launchChromium, syntheticPng } from './serve.mjs';
+import { root, serveDist, launchChromium, syntheticPng, nativeFineMask } from './serve.mjs';
 
 function fail(msg) { console.error(`page test FAILED: ${msg}`); process.exit(1); }
 const log = (...a) => console.log('[page]', ...a);
@@ -60,8 +60,7 @@ try {
   // The overlay is tinted exactly where the fine mask is, and the mask is where the native
   // library puts it on the same image (tests/fixtures/forward_64.f32, computed by
   // tests/native/fixture.rs).
-  const raw = fs.readFileSync(path.resolve(root, '../tests/fixtures/forward_64.f32'));
-  const nativeFine = [...new Float32Array(raw.buffer, raw.byteOffset + 64 * 64 * 4, 64 * 64)].map((p) => p >= 0.5);
+  const nativeFine = nativeFineMask();
   await page.fill('#opacity', '1');
   await page.dispatchEvent('#opacity', 'input');
   const check = await page.evaluate((nativeFine) => {

@@ -74,3 +74,10 @@ export function syntheticPng(w, h, mask = false) {
   return Buffer.concat([Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]), chunk('IHDR', ihdr),
     chunk('IDAT', zlib.deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
 }
+
+// The native library's fine mask of syntheticPng(64, 64) with the shipped weights
+// (tests/fixtures/forward_64.f32, written by tests/native/fixture.rs), thresholded at 0.5.
+export function nativeFineMask() {
+  const raw = fs.readFileSync(path.resolve(root, '../tests/fixtures/forward_64.f32'));
+  return [...new Float32Array(raw.buffer, raw.byteOffset + 64 * 64 * 4, 64 * 64)].map((p) => p >= 0.5);
+}
