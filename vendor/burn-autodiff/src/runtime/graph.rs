@@ -266,7 +266,9 @@ impl GraphLocator {
             self.merge_two(&mut state, &main, graph);
         }
 
-        self.graphs.insert(main.origin, main.clone());
+        // [scl patch] `main.origin` is not re-inserted here: it already maps to `main` while
+        // that node is alive, and when it was already cleaned, re-inserting it left a key that
+        // no cleanup removes, keeping the whole graph (and its tables' capacity) alive for good.
         self.graphs.insert(node, main.clone());
 
         core::mem::drop(state);
@@ -291,8 +293,13 @@ impl GraphLocator {
         core::mem::swap(&mut state_old, &mut locked);
         main_state.server.extend(state_old.server);
 
-        // Re-map merged origin to the main graph
-        self.graphs.insert(merged.origin, main.clone());
+        // Re-map merged origin to the main graph. [scl patch] Only while it is a live key, and
+        // registered among main's keys, so that cleaning that node removes it (before, the key
+        // was re-inserted even for a cleaned node and never registered: a leaked graph).
+        if self.graphs.contains_key(&merged.origin) {
+            self.graphs.insert(merged.origin, main.clone());
+            self.register_key(main.origin, merged.origin);
+        }
 
         // Move all keys (node IDs) from the merged graph to the main graph
         if let Some(locator_keys) = self.keys.remove(&merged.origin) {
