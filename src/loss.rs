@@ -6,6 +6,8 @@ use burn::tensor::activation::sigmoid;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::ops::AvgPoolOptions;
 
+use crate::model::network::{threshold, untracked_on};
+
 /// Weight of the segmentation loss in the total (SPEC.md).
 pub const SEG_WEIGHT: f64 = 2.0;
 /// Weight of the inpainting loss in the total (SPEC.md).
@@ -86,17 +88,20 @@ pub fn inpainting_loss(
         .iter()
         .map(|o| [o.dims()[2], o.dims()[3]])
         .collect();
-    let targets = pyramid(x, &sizes);
+    // Targets, masks and pixel counts carry no gradient: computed off the autodiff tape.
+    let device = x.device();
+    let lift = |t: Tensor<4>| untracked_on(t, &device);
+    let targets = pyramid(x.clone().inner(), &sizes);
     inpainted
         .iter()
         .zip(seg_logits)
         .zip(targets)
         .map(|((o, z), t)| {
-            let m = crate::model::network::threshold(&sigmoid(z.clone().detach()));
+            let m = threshold(&sigmoid(z.clone().inner()));
             let channels = o.dims()[1] as f64;
-            let count = m.clone().sum() * channels;
-            let err = ((o.clone() - t).abs() * m).sum();
-            err / count.clamp_min(1.0)
+            let count = (m.clone().sum() * channels).clamp_min(1.0);
+            let err = ((o.clone() - lift(t)).abs() * lift(m)).sum();
+            err / untracked_on(count, &device)
         })
         .reduce(|a, b| a + b)
         .expect("at least one inpainting output")

@@ -8,6 +8,7 @@ use burn::tensor::activation::sigmoid;
 use crate::Error;
 use crate::loss::inpainting_loss;
 use crate::model::SclOutput;
+use crate::model::network::{threshold, untracked_on};
 
 /// A gradient objective.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -131,13 +132,18 @@ pub fn entropy(z: Tensor<4>) -> Tensor<1> {
 /// BCE of the logits `z` against the binarised `coarse` probability over its confident pixels
 /// (a pixel-count mean; 0 when no pixel is confident).
 pub fn pseudo_label(z: Tensor<4>, coarse: Tensor<4>) -> Tensor<1> {
-    let coarse = coarse.detach();
-    let target = crate::model::network::threshold(&coarse);
+    // Targets, weights and their count carry no gradient: computed off the autodiff tape.
+    let coarse = coarse.inner();
+    let target = threshold(&coarse);
     let confident = coarse
         .clone()
         .greater_elem(1.0 - PSEUDO_MARGIN)
         .bool_or(coarse.lower_elem(PSEUDO_MARGIN));
     let weight = target.zeros_like().mask_fill(confident, 1.0);
-    let bce = z.clone().clamp_min(0.0) - z.clone() * target + (z.abs().neg().exp() + 1.0).log();
-    (bce * weight.clone()).sum() / weight.sum().clamp_min(1.0)
+    let count = weight.clone().sum().clamp_min(1.0);
+    let device = z.device();
+    let (target, weight) = (untracked_on(target, &device), untracked_on(weight, &device));
+    let bce =
+        z.clone().clamp_min(0.0) - z.clone() * target + (z.clone().abs().neg().exp() + 1.0).log();
+    (bce * weight).sum() / untracked_on(count, &device)
 }

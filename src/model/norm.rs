@@ -22,6 +22,22 @@ use burn::prelude::*;
 
 thread_local! {
     static CUMULATIVE: RefCell<Option<HashMap<ParamId, usize>>> = const { RefCell::new(None) };
+    static BATCH_STATISTICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every batch norm on this thread normalising with batch statistics and
+/// updating its running statistics, on any device: AdaBN's pass on an inference (non-autodiff)
+/// network. (A forward on an autodiff device without a backward leaves Burn's autodiff graph
+/// registry holding every step of it: measured 2.4 MiB per pass, never freed.)
+pub fn with_batch_statistics<R>(f: impl FnOnce() -> R) -> R {
+    struct Back(bool);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            BATCH_STATISTICS.with(|b| b.set(self.0));
+        }
+    }
+    let _back = Back(BATCH_STATISTICS.with(|b| b.replace(true)));
+    f()
 }
 
 /// Cumulative-average mode of the running statistics (AdaBN, `crate::adapt::adabn`): while
@@ -111,7 +127,9 @@ impl BatchNorm {
         let [b, c, h, w] = x.dims();
         let gamma = self.gamma.val().reshape([1, c, 1, 1]);
         let beta = self.beta.val().reshape([1, c, 1, 1]);
-        if !(x.device().is_autodiff() && self.training.is_enabled()) {
+        let batch_statistics = (x.device().is_autodiff() && self.training.is_enabled())
+            || BATCH_STATISTICS.with(|b| b.get());
+        if !batch_statistics {
             let device = x.device();
             let mean = self
                 .running_mean
@@ -142,13 +160,16 @@ impl BatchNorm {
         let y = centered * (var.clone() + self.epsilon).sqrt().recip();
         let y = y.reshape([b, c, h, w]) * gamma + beta;
 
-        // Running statistics: one PyTorch update per group, with the unbiased variance.
+        // Running statistics: one PyTorch update per group, with the unbiased variance. The
+        // update runs on the inner (non-autodiff) device: an untracked op on an autodiff device
+        // is still registered in Burn's graph registry, and these never reach a backward
+        // (measured: ~12 KiB leaked per training step before).
         let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
-        let means = mean.detach().reshape([groups, c]);
-        let vars = var.detach().reshape([groups, c]) * unbias;
-        let device = y.device();
-        let mut rm = self.running_mean.value_sync().to_device(&device);
-        let mut rv = self.running_var.value_sync().to_device(&device);
+        let means = mean.inner().reshape([groups, c]);
+        let vars = var.inner().reshape([groups, c]) * unbias;
+        let device = means.device();
+        let mut rm = self.running_mean.value_sync().inner().to_device(&device);
+        let mut rv = self.running_var.value_sync().inner().to_device(&device);
         for g in 0..groups {
             let m = momentum_for(self.gamma.id, self.momentum);
             let gm = means.clone().slice(s![g..g + 1, ..]).reshape([c]);
@@ -156,8 +177,10 @@ impl BatchNorm {
             rm = rm * (1.0 - m) + gm * m;
             rv = rv * (1.0 - m) + gv * m;
         }
-        self.running_mean.update(rm.detach());
-        self.running_var.update(rv.detach());
+        let autodiff = y.device().is_autodiff();
+        let back = |t: Tensor<1>| if autodiff { t.autodiff() } else { t };
+        self.running_mean.update(back(rm));
+        self.running_var.update(back(rv));
         y
     }
 }
