@@ -320,6 +320,43 @@ pub fn heat_map(data: &[f32], w: usize, h: usize) -> RgbImage {
     })
 }
 
+/// Colour of the pixels the second stage added to the coarse mask (Okabe-Ito sky blue).
+pub const ADDED: [u8; 3] = [86, 180, 233];
+/// Colour of the pixels the second stage removed from the coarse mask (Okabe-Ito orange).
+pub const REMOVED: [u8; 3] = [230, 159, 0];
+
+/// What the second stage corrected (SPEC.md, "Self-correction"): the input, dimmed, with the
+/// pixels where the fine mask (`fine >= 0.5`) and the coarse mask (`coarse >= 0.5`) agree on
+/// lesion in light grey, the pixels the fine mask added in [`ADDED`] and those it removed in
+/// [`REMOVED`] (two colours a colour-blind reader tells apart). Also returns the added and
+/// removed areas as fractions of the image. `coarse` and `fine` are `[H, W]` maps at the
+/// input's size.
+pub fn correction_map(input: &RgbImage, coarse: &[f32], fine: &[f32]) -> (RgbImage, f64, f64) {
+    let (w, h) = (input.width() as usize, input.height() as usize);
+    assert_eq!(coarse.len(), w * h, "coarse map size");
+    assert_eq!(fine.len(), w * h, "fine map size");
+    let (mut added, mut removed) = (0usize, 0usize);
+    let img = RgbImage::from_fn(w as u32, h as u32, |x, y| {
+        let i = y as usize * w + x as usize;
+        let (c, f) = (coarse[i] >= 0.5, fine[i] >= 0.5);
+        let p = input.get_pixel(x, y);
+        image::Rgb(match (c, f) {
+            (false, true) => {
+                added += 1;
+                ADDED
+            }
+            (true, false) => {
+                removed += 1;
+                REMOVED
+            }
+            (true, true) => std::array::from_fn(|k| (p[k] as u16 / 4 + 150) as u8),
+            (false, false) => std::array::from_fn(|k| p[k] / 3),
+        })
+    });
+    let n = (w * h).max(1) as f64;
+    (img, added as f64 / n, removed as f64 / n)
+}
+
 /// The image with the mask drawn over it in a translucent colour (`alpha` in [0, 1]).
 pub fn overlay(img: &RgbImage, mask: &GrayImage, alpha: f32) -> RgbImage {
     let colour = [255.0, 64.0, 32.0];

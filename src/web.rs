@@ -208,9 +208,11 @@ impl Engine {
     /// picture and timing:
     ///
     /// `{ width, height, origWidth, origHeight, backend, stages: {input, coarse, masked,
-    /// gate1..gate5, inpainted, composite, fine}, fineProb: Float32Array, maskPng: Uint8Array,
-    /// coarseArea, fineArea, timings: {decode, coarse, fusion, segment, inpaint, pictures,
-    /// total} }` (times in ms; areas as fractions of the image).
+    /// gate1..gate5, inpainted, composite, correction, fine}, fineProb: Float32Array, maskPng:
+    /// Uint8Array, coarseArea, fineArea, addedArea, removedArea, timings: {decode, coarse,
+    /// fusion, segment, inpaint, pictures, total} }` (times in ms; areas as fractions of the
+    /// image; `correction` and the added/removed areas: what stage 2 changed in the coarse mask,
+    /// [`imageio::correction_map`], two-stage networks only).
     pub async fn segment(
         &self,
         bytes: Vec<u8>,
@@ -307,6 +309,11 @@ impl Engine {
                 "composite",
                 picture_rgb(&imageio::chw_to_rgb(&comp_v, n, n)),
             );
+            let (correction, added, removed) =
+                imageio::correction_map(&input_rgb, &coarse_v, &fine_v);
+            set(&stages, "correction", picture_rgb(&correction));
+            set(&out, "addedArea", added);
+            set(&out, "removedArea", removed);
             pictures_ms += now() - tp;
             fine_prob = fine_v;
             coarse_prob = coarse_v;

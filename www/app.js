@@ -14,6 +14,7 @@ const STAGES = [
   ['gate5', 'GFF gate, level 5', 'The coarsest level (1/32): global context.'],
   ['inpainted', 'Inpainting', 'The inpainting decoder\'s reconstruction of the whole image from the fused features.'],
   ['composite', 'Composite', 'Inpainted pixels inside the fine mask, the original outside: the lesion "removed".'],
+  ['correction', 'Self-correction', 'What stage 2 changed in the coarse mask: sky blue = lesion it added, orange = lesion it removed, grey = kept. Self-correction: the network erases its own first guess, looks again, and fixes it.'],
   ['fine', 'Fine mask (stage 2)', 'The corrected segmentation, from features fused across both branches.'],
 ];
 
@@ -316,6 +317,7 @@ function showResult(r) {
     p.className = 'small';
     p.textContent = text;
     cap.append(t, document.createElement('br'), p);
+    if (key === 'correction') cap.append(document.createElement('br'), legend());
     const c = document.createElement('canvas');
     drawPicture(c, pic);
     fig.append(c, cap);
@@ -332,7 +334,21 @@ function showResult(r) {
   const parts = [['decode + resize', t.decode], ['stage 1: encoder + coarse mask', t.coarse], ['stage 2: encode masked image + GFF', t.fusion],
     ['fine segmentation', t.segment], ['inpainting + composite', t.inpaint], ['pictures', t.pictures]];
   $('timings').textContent = `${r.backend === 'webgpu' ? 'WebGPU' : 'CPU'} · ${parts.map(([k, v]) => `${k} ${v.toFixed(0)} ms`).join(' · ')} · total ${t.total.toFixed(0)} ms`
-    + ` · coarse area ${(100 * r.coarseArea).toFixed(1)}% → fine area ${(100 * r.fineArea).toFixed(1)}%`;
+    + ` · coarse area ${(100 * r.coarseArea).toFixed(1)}% → fine area ${(100 * r.fineArea).toFixed(1)}%`
+    + (r.addedArea === undefined ? '' : ` (stage 2 added ${(100 * r.addedArea).toFixed(1)}%, removed ${(100 * r.removedArea).toFixed(1)}% of the image)`);
+}
+
+// The correction card's legend (colours of imageio::ADDED and imageio::REMOVED).
+function legend() {
+  const l = document.createElement('span');
+  l.className = 'legend small';
+  for (const [rgb, text] of [['86,180,233', 'added by stage 2'], ['230,159,0', 'removed by stage 2'], ['172,172,172', 'kept']]) {
+    const sw = document.createElement('i');
+    sw.className = 'swatch';
+    sw.style.background = `rgb(${rgb})`;
+    l.append(sw, ` ${text} `);
+  }
+  return l;
 }
 
 function drawOverlay() {

@@ -200,3 +200,22 @@ fn exif_orientation_is_applied() {
     // The disc reaches 12 px from its centre: 9..33 across, 23..47 down.
     assert!(red(21, 25) && red(21, 45) && red(11, 35) && red(31, 35));
 }
+
+#[test]
+fn correction_map_colours_added_and_removed_pixels() {
+    // A 4x2 image: pixel by pixel, (coarse, fine) = both lesion, added, removed, neither.
+    let input = image::RgbImage::from_pixel(4, 2, image::Rgb([90, 60, 30]));
+    let coarse = [0.9, 0.2, 0.7, 0.1, 0.5, 0.49, 0.5, 0.0];
+    let fine = [0.8, 0.6, 0.3, 0.0, 0.5, 0.5, 0.49, 0.0];
+    let (img, added, removed) = correction_map(&input, &coarse, &fine);
+    // Added: pixels 1 and 5 (0.49 -> 0.5); removed: pixels 2 and 6 (0.5 -> 0.49): 2 of 8 each.
+    assert_eq!((added, removed), (0.25, 0.25));
+    assert_eq!(img.get_pixel(1, 0).0, ADDED);
+    assert_eq!(img.get_pixel(1, 1).0, ADDED);
+    assert_eq!(img.get_pixel(2, 0).0, REMOVED);
+    assert_eq!(img.get_pixel(2, 1).0, REMOVED);
+    // Kept lesion: 150 + value / 4; background: value / 3.
+    assert_eq!(img.get_pixel(0, 0).0, [172, 165, 157]);
+    assert_eq!(img.get_pixel(0, 1).0, [172, 165, 157]);
+    assert_eq!(img.get_pixel(3, 0).0, [30, 20, 10]);
+}

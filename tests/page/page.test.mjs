@@ -53,9 +53,32 @@ try {
   log('timings:', await page.textContent('#timings'));
   const stages = await page.$$eval('#stages figure', (f) => f.map((x) => x.dataset.stage));
   log('stages shown:', stages.join(', '));
-  for (const s of ['input', 'coarse', 'masked', 'gate1', 'gate5', 'inpainted', 'composite', 'fine']) {
+  for (const s of ['input', 'coarse', 'masked', 'gate1', 'gate5', 'inpainted', 'composite', 'correction', 'fine']) {
     if (!stages.includes(s)) fail(`stage ${s} is not shown`);
   }
+
+  // The correction card: sky blue where the fine mask has lesion and the coarse mask (its
+  // picture: round(255 p), so p >= 0.5 is >= 128) has not, orange where the reverse, and the
+  // timing line's added/removed areas count the same pixels.
+  const corr = await page.evaluate(() => {
+    const px = (k) => { const c = document.querySelector(`figure[data-stage="${k}"] canvas`); return c.getContext('2d').getImageData(0, 0, c.width, c.height).data; };
+    const [cd, fd, xd] = [px('coarse'), px('fine'), px('correction')];
+    let added = 0, removed = 0, wrong = 0;
+    for (let i = 0; i < xd.length; i += 4) {
+      const c = cd[i] >= 128, f = fd[i] > 127;
+      const blue = xd[i] === 86 && xd[i + 1] === 180 && xd[i + 2] === 233;
+      const orange = xd[i] === 230 && xd[i + 1] === 159 && xd[i + 2] === 0;
+      added += blue; removed += orange;
+      wrong += (f && !c) !== blue || (c && !f) !== orange;
+    }
+    return { added, removed, wrong, total: xd.length / 4, legend: !!document.querySelector('figure[data-stage="correction"] .swatch') };
+  });
+  log('correction card:', JSON.stringify(corr));
+  if (corr.wrong > 0) fail(`the correction card disagrees with the coarse and fine masks on ${corr.wrong} pixels`);
+  if (!corr.legend) fail('the correction card has no legend');
+  const pct = (n) => (100 * n / corr.total).toFixed(1);
+  const line = await page.textContent('#timings');
+  if (!line.includes(`stage 2 added ${pct(corr.added)}%, removed ${pct(corr.removed)}%`)) fail(`the timing line does not give the added/removed areas (${pct(corr.added)}%, ${pct(corr.removed)}%): ${line}`);
 
   // The overlay is tinted exactly where the fine mask is, and the mask is where the native
   // library puts it on the same image (tests/fixtures/forward_64.f32, computed by
