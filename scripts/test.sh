@@ -3,7 +3,7 @@
 # wasm-bindgen-cli, wasm-pack, Chromium + ChromeDriver, npm tools), then checks formatting and
 # lints, runs the native suite, the browser suite twice (WebGPU on SwiftShader, then the Flex
 # CPU fallback), builds the page and runs the page tests (page, hostile files, injected
-# faults). Needs no data outside the repository.
+# faults, offline). Needs no data outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
@@ -64,6 +64,7 @@ scripts/web.sh
 node tests/page/page.test.mjs
 node tests/page/hostile.test.mjs
 node tests/page/faults.test.mjs
-done_step "page tests passed (page, hostile files, injected faults)"
+node tests/page/offline.test.mjs
+done_step "page tests passed (page, hostile files, injected faults, offline)"
 
 printf '\n==> all tests passed: %s\n' "$(IFS=';'; echo "${summary[*]}")"

@@ -611,8 +611,17 @@ function wire() {
   };
 }
 
+// The offline copy (sw.js): from the second visit on, the page, the wasm and the weights come
+// from the browser's cache, and the page works without a network. Not on file:// or in a
+// browser without service workers (the page works the same, from the network).
+function registerOffline() {
+  if (!('serviceWorker' in navigator) || !/^https?:$/.test(location.protocol)) return;
+  navigator.serviceWorker.register('sw.js').catch((e) => console.warn(`offline copy unavailable: ${e.message}`));
+}
+
 async function main() {
   wire();
+  registerOffline();
   const q = new URLSearchParams(location.search);
   state.backend = q.get('backend') || 'auto';
   // Fault injection for tests/page/faults.test.mjs; off unless the URL asks for it.

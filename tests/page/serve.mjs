@@ -14,8 +14,10 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 
 // Serves dist/; resolves to { origin, close }.
 export async function serveDist() {
+  const handle = { onRequest: null };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
+    handle.onRequest?.(url.pathname);
     const file = path.join(root, decodeURIComponent(url.pathname === '/' ? '/index.html' : url.pathname));
     if (!file.startsWith(root) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) {
       res.writeHead(404); res.end(); return;
@@ -25,7 +27,8 @@ export async function serveDist() {
     res.end(body);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
-  return { origin: `http://127.0.0.1:${server.address().port}`, close: () => server.close() };
+  // `onRequest(path)`, when set, sees every request the server answers.
+  return Object.assign(handle, { origin: `http://127.0.0.1:${server.address().port}`, close: () => server.close() });
 }
 
 // Headless Chromium; `webgpu` adds the flags that expose SwiftShader's WebGPU adapter.
