@@ -3,7 +3,7 @@
 # wasm-bindgen-cli, wasm-pack, Chromium + ChromeDriver, npm tools), then checks formatting and
 # lints, runs the native suite, the browser suite twice (WebGPU on SwiftShader, then the Flex
 # CPU fallback), builds the page and runs the page tests (page, hostile files, injected
-# faults, offline). Needs no data outside the repository.
+# faults, offline, the embedding example) and the npm-style package pkg/. Needs no data outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
@@ -65,6 +65,13 @@ node tests/page/page.test.mjs
 node tests/page/hostile.test.mjs
 node tests/page/faults.test.mjs
 node tests/page/offline.test.mjs
-done_step "page tests passed (page, hostile files, injected faults, offline)"
+node tests/page/embed.test.mjs
+done_step "page tests passed (page, hostile files, injected faults, offline, embedding example)"
+
+step "the npm-style package: wasm-pack build --target web (pkg/)"
+wasm-pack build --target web --release
+for f in package.json scl.js scl.d.ts scl_bg.wasm; do [ -f "pkg/$f" ] || { echo "pkg/$f is missing"; exit 1; }; done
+grep -q "segment(bytes: Uint8Array" pkg/scl.d.ts || { echo "pkg/scl.d.ts does not declare Engine.segment"; exit 1; }
+done_step "pkg/ built"
 
 printf '\n==> all tests passed: %s\n' "$(IFS=';'; echo "${summary[*]}")"
