@@ -1,4 +1,4 @@
-# Sourced by scripts/test.sh and scripts/web.sh: installs, once, what the wasm build and the
+# Sourced by scripts/test.sh, scripts/web.sh and scripts/serve.sh: installs, once, what the wasm build and the
 # browser tests need. Everything comes from the package registries (crates.io, Debian, npm).
 WASM_BINDGEN_VERSION="$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/, ""); print; exit}' Cargo.lock)"
 WASM_PACK_VERSION=0.15.1
@@ -34,5 +34,14 @@ ensure_chromium() {
 ensure_wasm_pack() {
     if ! wasm-pack --version 2>/dev/null | grep -q "$WASM_PACK_VERSION"; then
         cargo install wasm-pack --version "=$WASM_PACK_VERSION"
+    fi
+}
+
+TRUNK_VERSION=0.21.14
+ensure_trunk() {
+    # 0.21.x: 0.22 needs a newer rustc than this project's. Built from crates.io (~10 minutes).
+    if ! trunk --version 2>/dev/null | grep -q " $TRUNK_VERSION\$"; then
+        echo "installing trunk $TRUNK_VERSION"
+        cargo install trunk --version "=$TRUNK_VERSION" --locked
     fi
 }

@@ -26,18 +26,8 @@ fi
 cp www/*.html www/*.js www/*.css dist/
 cp weights/*.bpk weights/models.json dist/weights/
 cp weights/*.md dist/weights/ 2>/dev/null || true
-# The service worker's file list and build id (www/sw.js): every file of dist/ but itself.
-( cd dist && python3 - <<'PY'
-import hashlib, json, pathlib
-files = sorted(str(p) for p in pathlib.Path('.').rglob('*') if p.is_file() and p.name != 'sw.js')
-h = hashlib.sha256()
-for f in files:
-    h.update(f.encode()); h.update(pathlib.Path(f).read_bytes())
-sw = pathlib.Path('sw.js')
-text = sw.read_text().replace("'__BUILD__'", repr(h.hexdigest()[:16]))
-sw.write_text(text.replace('__FILES__', json.dumps(['./'] + files)))
-PY
-)
+# The service worker's build id and file list (www/sw.js).
+scripts/sw_manifest.py dist
 raw=$(stat -c %s dist/pkg/scl_bg.wasm)
 gz=$(gzip -9 -c dist/pkg/scl_bg.wasm | wc -c)
 echo "dist/ ready: scl_bg.wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"
