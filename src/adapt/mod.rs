@@ -123,8 +123,8 @@ pub struct AdaptOptions {
     /// AdaBN on augmented crops (the training preprocessing: SPEC.md's flips, rotations with
     /// black corners and zoom, at `crop`) instead of the whole images at the working size.
     /// Off by default, by measurement: from the shipped SCL weights, AdaBN on CVC-ClinicDB
-    /// `adapt` scored 45.49 Dice on `test` with whole images (45.53 since AdaBN runs without dropout), 42.70 with crops of 160 and 42.79
-    /// with crops of 128 (41.89 before).
+    /// `adapt` scored 45.49 Dice on `test` with whole images (45.53 since AdaBN runs without
+    /// dropout), 42.70 with crops of 160 and 42.79 with crops of 128 (41.89 before).
     pub adabn_augment: bool,
 }
 
@@ -333,7 +333,7 @@ impl Adapter {
         } else {
             model.forward_aligned(x.clone(), parts)
         };
-        // On the inner device: untracked ops on the autodiff device would stay registered.
+        // Off the autodiff tape (`network::off_tape`).
         let foreground =
             crate::model::network::threshold(&sigmoid(out.seg[0].clone().inner())).mean();
         let loss = loss_kind.loss(&out, x);

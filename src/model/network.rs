@@ -329,9 +329,10 @@ pub fn threshold(p: &Tensor<4>) -> Tensor<4> {
 
 /// Runs `f`, a computation no gradient flows through, on `t`'s inner (non-autodiff) device and
 /// returns its result as an untracked tensor on `t`'s device. Burn 0.22 registers even an
-/// untracked op on an autodiff device in its graph registry, and ops that no backward consumes
-/// are freed late or never (measured: the in-page adaptation kept ~0.3 MiB per run, the AdaBN
-/// pass 2.4 MiB per forward).
+/// untracked op on an autodiff device in its graph registry, freed only by later backward
+/// passes. Not what leaked (that was the AdaBN pass and a burn-autodiff bug, see
+/// `vendor/burn-autodiff/PATCH.md`), but measured to matter: without it the live heap between
+/// adaptation runs (`tests/memory.rs`, pseudo-labels) varies by ±200 KB instead of ±50 KB.
 pub fn off_tape<const D: usize, const E: usize>(
     t: Tensor<D>,
     f: impl FnOnce(Tensor<D>) -> Tensor<E>,

@@ -20,6 +20,8 @@ use std::collections::HashMap;
 use burn::module::{Flag, Param, ParamId, RunningState};
 use burn::prelude::*;
 
+use super::network::untracked_on;
+
 thread_local! {
     static CUMULATIVE: RefCell<Option<HashMap<ParamId, usize>>> = const { RefCell::new(None) };
     static BATCH_STATISTICS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -160,10 +162,8 @@ impl BatchNorm {
         let y = centered * (var.clone() + self.epsilon).sqrt().recip();
         let y = y.reshape([b, c, h, w]) * gamma + beta;
 
-        // Running statistics: one PyTorch update per group, with the unbiased variance. The
-        // update runs on the inner (non-autodiff) device: an untracked op on an autodiff device
-        // is still registered in Burn's graph registry, and these never reach a backward
-        // (measured: ~12 KiB leaked per training step before).
+        // Running statistics: one PyTorch update per group, with the unbiased variance,
+        // computed off the autodiff tape (`network::off_tape`).
         let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let means = mean.inner().reshape([groups, c]);
         let vars = var.inner().reshape([groups, c]) * unbias;
@@ -177,10 +177,9 @@ impl BatchNorm {
             rm = rm * (1.0 - m) + gm * m;
             rv = rv * (1.0 - m) + gv * m;
         }
-        let autodiff = y.device().is_autodiff();
-        let back = |t: Tensor<1>| if autodiff { t.autodiff() } else { t };
-        self.running_mean.update(back(rm));
-        self.running_var.update(back(rv));
+        let device = y.device();
+        self.running_mean.update(untracked_on(rm, &device));
+        self.running_var.update(untracked_on(rv, &device));
         y
     }
 }

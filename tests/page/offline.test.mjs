@@ -45,10 +45,9 @@ try {
 
   const first = await visit('first visit');
   const onlineMask = await segment('online.png');
-  // The service worker has cached this build once its install finished.
+  // The service worker has cached this build once it is active (its install awaits the cache).
   const cached = await page.evaluate(async () => {
-    const reg = await navigator.serviceWorker.ready;
-    for (let i = 0; i < 600 && !reg.active; i++) await new Promise((r) => setTimeout(r, 100));
+    await navigator.serviceWorker.ready;
     const keys = await caches.keys();
     const cache = await caches.open(keys.find((k) => k.startsWith('scl-')));
     return (await cache.keys()).map((r) => new URL(r.url).pathname);

@@ -19,7 +19,7 @@ try {
   const times = [];
   for (let i = 0; i < warmup + runs; i++) {
     if (i > 0) {
-      await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); window.sclTest?.forget?.(); });
+      await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); });
       await page.dispatchEvent('#model-select', 'change');
     }
     await page.waitForFunction(() => !document.getElementById('stages').classList.contains('busy')
