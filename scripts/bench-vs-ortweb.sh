@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The page against ONNX Runtime Web on the same network (issue 11's speed table): ROUNDS rounds
 # (default 2), alternating, of ../shared/bench/ortweb/run.sh (ORT Web's WASM backend, 1 and 2
-# threads, 160 and 320 px) and tests/page/speed.mjs (the page's CPU path, 160 and 320 px), in
-# the same headless Chromium, then the medians and the ratios. Run after scripts/web.sh; needs
-# ../shared (a benchmark, not part of scripts/test.sh).   scripts/bench-vs-ortweb.sh [ROUNDS]
+# threads, 160 and 320 px) and tests/page/speed.mjs (the page's CPU path, 1 and 2 threads, 160
+# and 320 px), in the same headless Chromium, then the medians and the ratios. Run after
+# scripts/web.sh; needs ../shared (a benchmark, not part of scripts/test.sh).
+#     scripts/bench-vs-ortweb.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS="${1:-2}"
@@ -12,7 +13,9 @@ out=$(mktemp)
 for r in $(seq "$ROUNDS"); do
     echo "== round $r" >&2
     CONFIGS=1:160,2:160,1:320,2:320 "$ORT" 2>/dev/null | tee -a "$out"
-    for s in 160 320; do node tests/page/speed.mjs "$s" 15 3 | tee -a "$out"; done
+    for s in 160 320; do
+        for t in 1 2; do node tests/page/speed.mjs "$s" 15 3 "$t" | tee -a "$out"; done
+    done
 done
 python3 - "$out" <<'PY'
 import re, statistics, sys
@@ -21,11 +24,12 @@ for line in open(sys.argv[1]):
     m = re.match(r'(\S+) threads=(\d+) size=(\d+) median_ms=([\d.]+) min_ms=([\d.]+)', line)
     if m:
         rows.setdefault((m[1], int(m[2]), int(m[3])), []).append((float(m[4]), float(m[5])))
-print("\n| size | page, Flex, 1 thread | ORT Web, 1 thread | ORT Web, 2 threads | page / ORT (1 thread) |")
-print("|---|---|---|---|---|")
+print("\n| size | page, 1 thread | ORT Web, 1 thread | page, 2 threads | ORT Web, 2 threads | page / ORT, 1 thread | page / ORT, 2 threads | page 1 / 2 threads |")
+print("|---|---|---|---|---|---|---|---|")
 for s in (160, 320):
     med = lambda k: statistics.median(v[0] for v in rows.get(k, [(float('nan'), 0)]))
-    page, o1, o2 = med(("page-flex", 1, s)), med(("ortweb-wasm", 1, s)), med(("ortweb-wasm", 2, s))
-    print(f"| {s} | {page:.1f} ms | {o1:.1f} ms | {o2:.1f} ms | {page / o1:.2f}x |")
+    p1, o1, p2, o2 = (med(("page-flex", 1, s)), med(("ortweb-wasm", 1, s)),
+                      med(("page-flex", 2, s)), med(("ortweb-wasm", 2, s)))
+    print(f"| {s} | {p1:.1f} ms | {o1:.1f} ms | {p2:.1f} ms | {o2:.1f} ms | {p1 / o1:.2f}x | {p2 / o2:.2f}x | {p1 / p2:.2f}x |")
 PY
 rm -f "$out"

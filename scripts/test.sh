@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh machine: installs what is missing (wasm32 target,
-# wasm-bindgen-cli, wasm-pack, Chromium + ChromeDriver, npm tools), then checks formatting and
-# lints, runs the native suite, the browser suite twice (WebGPU on SwiftShader, then the Flex
-# CPU fallback), builds the page and runs the page tests (page, hostile files, injected
-# faults, offline, the embedding example) and the npm-style package pkg/. Needs no data outside the repository.
+# wasm-bindgen-cli, wasm-pack, nightly Rust, Chromium + ChromeDriver, npm tools), then checks
+# formatting and lints, runs the native suite, the browser suite three times (WebGPU on
+# SwiftShader, the Flex CPU fallback, the multi-threaded Flex build), builds the page and runs
+# the page tests (page multi- and single-threaded, hostile files, injected faults, offline, the
+# embedding example) and the npm-style package pkg/. Needs no data outside the repository.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
@@ -59,14 +60,24 @@ SCL_TEST_BACKEND=flex CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-te
 grep -q "backend under test: flex" /tmp/scl-web-cpu.log || { echo "the fallback run did not use Flex"; exit 1; }
 done_step "browser (Flex): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-cpu.log | awk '{print $4}') passed"
 
+step "browser tests on the multi-threaded build (Flex on two Web Workers; nightly, -Z build-std)"
+ensure_nightly
+SCL_TEST_BACKEND=flex CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
+    RUSTFLAGS="$THREADS_RUSTFLAGS" CARGO_TARGET_DIR="$THREADS_TARGET_DIR" \
+    cargo "+$NIGHTLY" test --release --target wasm32-unknown-unknown \
+    -Z build-std=panic_abort,std --test web -- --nocapture 2>&1 | tee /tmp/scl-web-mt.log
+grep -q "threads under test: 2" /tmp/scl-web-mt.log || { echo "the threaded run did not start two threads"; exit 1; }
+done_step "browser (Flex, 2 threads): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-mt.log | awk '{print $4}') passed"
+
 step "page: build dist/ and run the page tests (playwright-core + Chromium)"
 scripts/web.sh
-node tests/page/page.test.mjs
+node tests/page/page.test.mjs isolated
+node tests/page/page.test.mjs not-isolated
 node tests/page/hostile.test.mjs
 node tests/page/faults.test.mjs
 node tests/page/offline.test.mjs
 node tests/page/embed.test.mjs
-done_step "page tests passed (page, hostile files, injected faults, offline, embedding example)"
+done_step "page tests passed (page multi-threaded and single-threaded, hostile files, injected faults, offline, embedding example)"
 
 step "the npm-style package: wasm-pack build --target web (pkg/)"
 wasm-pack build --target web --release

@@ -45,3 +45,25 @@ ensure_trunk() {
         cargo install trunk --version "=$TRUNK_VERSION" --locked
     fi
 }
+
+# The page's multi-threaded build (scripts/web-threads.sh): nightly Rust with the standard
+# library's source, for `-Z build-std` with wasm atomics. A dated nightly, so that a fresh
+# machine builds what was tested.
+NIGHTLY=nightly-2026-05-20
+# Atomics, SIMD as in .cargo/config.toml (RUSTFLAGS replaces it), and the linker flags for a
+# shared, imported memory of at most 4 GiB with the thread-local storage exports wasm-bindgen's
+# threads need (this nightly's rustc does not add them for +atomics by itself).
+THREADS_RUSTFLAGS='-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128'
+for arg in --shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls \
+    --export=__tls_size --export=__tls_align --export=__tls_base; do
+    THREADS_RUSTFLAGS="$THREADS_RUSTFLAGS -C link-arg=$arg"
+done
+# Its own target dir: the nightly standard library and these flags would otherwise rebuild the
+# stable wasm32 artifacts.
+THREADS_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}-threads"
+ensure_nightly() {
+    if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
+        || ! rustup component list --toolchain "$NIGHTLY" --installed | grep -q rust-src; then
+        rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
+    fi
+}

@@ -54,9 +54,14 @@ pub fn init(backend: Backend) -> Result<Device, Error> {
 pub async fn init_async(backend: Backend) -> Result<Device, Error> {
     match backend {
         Backend::Flex => Ok(Device::flex()),
+        #[cfg(not(all(target_family = "wasm", target_feature = "atomics")))]
         Backend::Wgpu => Device::wgpu_options()
             .init_async()
             .await
             .map_err(|e| Error::Config(format!("no WebGPU adapter could be initialised ({e})"))),
+        #[cfg(all(target_family = "wasm", target_feature = "atomics"))]
+        Backend::Wgpu => Err(Error::Config(
+            "this build of the page has no WebGPU (it is the multi-threaded CPU build)".into(),
+        )),
     }
 }

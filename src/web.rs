@@ -28,6 +28,29 @@ pub fn start() {
     console_error_panic_hook::set_once();
 }
 
+/// `initThreadPool(n)` in the page's multi-threaded CPU build (wasm atomics): starts `n`
+/// Web Workers sharing this module's memory as Flex's rayon pool. The worker awaits it once,
+/// before anything runs on Flex.
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
+/// Threads the CPU backend computes on: the size of the pool `initThreadPool` started (call it
+/// after that), or 1 in the single-threaded build.
+#[wasm_bindgen]
+pub fn cpu_threads() -> usize {
+    pool_threads()
+}
+
+#[cfg(target_feature = "atomics")]
+fn pool_threads() -> usize {
+    rayon::current_num_threads()
+}
+
+#[cfg(not(target_feature = "atomics"))]
+fn pool_threads() -> usize {
+    1
+}
+
 fn err(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
 }

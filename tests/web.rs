@@ -1,7 +1,7 @@
 //! Browser tests (wasm32, headless Chromium): `wasm-pack test --headless --chrome` or
 //! `cargo test --target wasm32-unknown-unknown` with wasm-bindgen-test-runner. `scripts/test.sh`
-//! runs them twice: with WebGPU (SwiftShader, `--enable-unsafe-webgpu`) and without (the Flex
-//! CPU fallback); `SCL_TEST_BACKEND` (read at build time) names the backend each run must use.
+//! runs them three times: with WebGPU (SwiftShader, `--enable-unsafe-webgpu`), without (the Flex
+//! CPU fallback), and on the multi-threaded build (wasm atomics: Flex on two Web Workers); `SCL_TEST_BACKEND` (read at build time) names the backend each run must use.
 #![cfg(target_family = "wasm")]
 
 use js_sys::{Array, Reflect, Uint8Array};
@@ -56,7 +56,22 @@ fn message(e: JsValue) -> String {
         .unwrap_or_else(|| format!("{e:?}"))
 }
 
+/// The multi-threaded build (wasm atomics, scripts/web-threads.sh): Flex's rayon pool
+/// of two Web Workers, started once, before the first engine; the tests then run every pass
+/// on it. The test runner serves the page cross-origin isolated, as shared memory needs.
+#[cfg(target_feature = "atomics")]
+async fn thread_pool() {
+    thread_local!(static POOL: js_sys::Promise = scl::web::init_thread_pool(2));
+    wasm_bindgen_futures::JsFuture::from(POOL.with(Clone::clone))
+        .await
+        .expect("the thread pool starts");
+    assert_eq!(scl::web::cpu_threads(), 2);
+    web_sys_log("threads under test: 2");
+}
+
 async fn engine(weights: &[u8]) -> Engine {
+    #[cfg(target_feature = "atomics")]
+    thread_pool().await;
     let b = backend().await;
     let e = Engine::create(b.into(), weights.to_vec(), "scl.bpk".into())
         .await

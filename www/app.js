@@ -25,6 +25,7 @@ const state = {
   images: [],          // {file, url, name, result, gt}
   selected: -1,
   backend: 'auto',
+  threads: 0,          // ?threads=N for the CPU backend; 0: as many as the machine has
   model: 'scl',
   size: 320,
   manifest: null,
@@ -155,6 +156,7 @@ async function boot(backend) {
   try {
     const info = await call('start', {
       backend,
+      threads: state.threads,
       model: state.model,
       size: state.size,
       modelUrls: Object.fromEntries(Object.entries(state.manifest.models).map(([k, v]) => [k, `weights/${v.file}`])),
@@ -179,10 +181,12 @@ async function boot(backend) {
 function showBackend(info) {
   const badge = $('backend-badge');
   badge.dataset.backend = info.backend;
-  badge.textContent = info.backend === 'webgpu' ? 'GPU · WebGPU' : 'CPU · Flex (WASM SIMD)';
+  badge.textContent = info.backend === 'webgpu' ? 'GPU · WebGPU'
+    : `CPU · Flex (WASM SIMD, ${info.threads > 1 ? `${info.threads} threads` : '1 thread'})`;
   $('adapter').textContent = (info.backend === 'webgpu'
     ? `adapter: ${info.adapter}${info.fallbackAdapter ? ' (software fallback)' : ''}`
     : (info.fallbackAdapter ? 'a software WebGPU adapter exists but the CPU is faster' : 'no hardware WebGPU adapter'))
+    + (info.backend !== 'webgpu' && info.threadsWhy ? ` · one thread: ${info.threadsWhy}` : '')
     + ` · warm-up ${info.warmMs.toFixed(0)} ms · ${info.describe}`;
   state.twoStage = info.twoStage;
 }
@@ -624,6 +628,7 @@ async function main() {
   registerOffline();
   const q = new URLSearchParams(location.search);
   state.backend = q.get('backend') || 'auto';
+  state.threads = Math.max(0, Number(q.get('threads')) || 0);
   // Fault injection for tests/page/faults.test.mjs; off unless the URL asks for it.
   if (q.has('test-hooks')) {
     state.testHooks = true;

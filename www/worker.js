@@ -1,7 +1,6 @@
 // The model's Web Worker: owns the WebAssembly module (the Rust library) and runs every pass,
 // so the page never freezes. Messages: {id, cmd, ...} in; {id, ok, result | error} out, plus
 // {type: 'progress' | 'tune' | 'fatal'} notifications.
-import init, { Engine } from './pkg/scl.js';
 
 let engine = null;        // the selected model
 let other = null;         // the other model, for comparisons (lazily loaded)
@@ -20,10 +19,49 @@ async function dieIf(fault) {
   await new Promise(() => {});
 }
 
-// The module is instantiated once, by whichever message needs it first (a dropped file may
-// be checked before the model has started).
+// Two builds of the library: pkg/ (one thread; WebGPU and the Flex CPU backend) and pkg-mt/
+// (Flex only, its kernels on a pool of Web Workers sharing the module's memory: wasm threads
+// need SharedArrayBuffer, which browsers give only to cross-origin isolated pages, and wgpu's
+// WebGPU backend does not build with them). `start` picks one before anything else runs;
+// a dropped file may be checked before that, and then waits for the same module.
+let Engine = null;
 let wasmReady = null;
-const initWasm = () => (wasmReady ??= init());
+let build = { name: 'pkg', threads: 1, why: '' };
+const MAX_THREADS = 16;
+
+async function loadBuild(dir, threads) {
+  const mod = await import(`./${dir}/scl.js`);
+  const wasm = await mod.default();
+  if (threads > 1) {
+    await mod.initThreadPool(threads);
+    build.threads = mod.cpu_threads();
+  }
+  Engine = mod.Engine;
+  return wasm;
+}
+
+// `threads`: what the page asks for (0: as many as the machine has). The multi-threaded build
+// is used for the CPU backend when shared memory is there and more than one thread is wanted.
+async function pickBuild(backend, threads) {
+  const gpu = await detectGpu();
+  const cores = Math.max(1, Math.min(MAX_THREADS, threads || navigator.hardwareConcurrency || 1));
+  const gpuWanted = backend === 'webgpu' ? !!gpu.adapter : backend === 'auto' && gpu.gpu;
+  if (gpuWanted) build = { name: 'pkg', threads: 1, why: '' };
+  else if (cores < 2) build = { name: 'pkg', threads: 1, why: threads === 1 ? 'one thread asked for' : 'this machine reports one core' };
+  else if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    build = { name: 'pkg', threads: 1, why: 'the page is not cross-origin isolated (its server sends no COOP/COEP headers), so there is no shared memory for threads' };
+  } else build = { name: 'pkg-mt', threads: cores, why: '' };
+  if (build.name === 'pkg-mt') {
+    try {
+      return { gpu, wasm: await loadBuild('pkg-mt', build.threads) };
+    } catch (e) {
+      build = { name: 'pkg', threads: 1, why: `the multi-threaded build did not load (${e.message || e})` };
+    }
+  }
+  return { gpu, wasm: await loadBuild('pkg', 1) };
+}
+
+const initWasm = () => (wasmReady ??= pickBuild('auto', 0)).then((r) => r.wasm);
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const progress = (text, fraction) => post({ type: 'progress', text, fraction });
@@ -75,15 +113,16 @@ async function fetchWeights(name) {
   return bytes;
 }
 
-async function start({ backend, modelUrls, model, size, lock, testHooks }) {
+async function start({ backend, threads, modelUrls, model, size, lock, testHooks }) {
+  // Synchronously first, so that a message handled while this one waits gets the same module.
+  wasmReady ??= pickBuild(backend, threads);
   // Held until this worker dies: the page's request for the same lock then goes through.
   if (lock && navigator.locks) navigator.locks.request(lock, () => new Promise(() => {}));
   hooks = !!testHooks;
   models = modelUrls;
   current = model || 'scl';
   progress('Loading the WebAssembly module…', 0.02);
-  await initWasm();
-  const gpu = await detectGpu();
+  const { gpu } = await wasmReady;
   let chosen = backend;
   let note = '';
   if (backend === 'auto') {
@@ -109,6 +148,8 @@ async function start({ backend, modelUrls, model, size, lock, testHooks }) {
   progress('Ready', 1);
   return {
     backend: engine.backend(),
+    threads: build.threads,
+    threadsWhy: build.why,
     adapter: chosen === 'webgpu' ? gpu.adapter : null,
     fallbackAdapter: !!gpu.fallback,
     note,

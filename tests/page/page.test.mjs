@@ -2,7 +2,9 @@
 // Chromium), drops an image, waits for the fine mask, checks the overlay canvas, gives the image
 // its mask (then measured, not trained on), adapts on a second image (AdaBN + two steps),
 // exports the weights, and checks that no request left the page's origin.
-// Run after scripts/web.sh: `node tests/page/page.test.mjs`.
+// Run after scripts/web.sh: `node tests/page/page.test.mjs [isolated | not-isolated]`: served
+// cross-origin isolated (the default) the CPU path must run the multi-threaded module on every
+// core Chromium reports; not isolated, the single-threaded module, and the page says why.
 import fs from 'node:fs';
 import path from 'node:path';
 import { root, serveDist, launchChromium, syntheticPng, nativeFineMask } from './serve.mjs';
@@ -12,7 +14,9 @@ const log = (...a) => console.log('[page]', ...a);
 
 if (!fs.existsSync(path.join(root, 'index.html'))) fail(`${root}/index.html is missing: run scripts/web.sh first`);
 
-const server = await serveDist();
+const mode = process.argv[2] || 'isolated';
+if (!['isolated', 'not-isolated'].includes(mode)) fail(`unknown mode ${mode}: isolated or not-isolated`);
+const server = await serveDist({ isolated: mode === 'isolated' });
 const { origin } = server;
 log('serving', root, 'at', origin);
 
@@ -38,7 +42,12 @@ try {
   await page.waitForSelector('#loading', { state: 'hidden', timeout: 600_000 });
   const tReady = Date.now();
   const badge = await page.textContent('#backend-badge');
-  log(`model ready after ${((tReady - t0) / 1000).toFixed(1)} s on`, badge, '|', await page.textContent('#adapter'));
+  const adapter = await page.textContent('#adapter');
+  log(`model ready after ${((tReady - t0) / 1000).toFixed(1)} s on`, badge, '|', adapter);
+  const cores = Math.min(16, await page.evaluate(() => navigator.hardwareConcurrency));
+  const threads = mode === 'isolated' && cores > 1 ? `${cores} threads` : '1 thread';
+  if (!badge.includes(`CPU · Flex (WASM SIMD, ${threads})`)) fail(`the badge should say ${threads}: ${badge}`);
+  if (mode === 'not-isolated' && !adapter.includes('one thread: the page is not cross-origin isolated')) fail(`the page does not say why it runs one thread: ${adapter}`);
 
   // Drop an image on the drop zone, as a user would.
   const png = syntheticPng(64, 64);

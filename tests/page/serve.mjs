@@ -12,8 +12,10 @@ export const root = path.resolve(path.dirname(new URL(import.meta.url).pathname)
 const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.wasm': 'application/wasm',
   '.json': 'application/json', '.bpk': 'application/octet-stream', '.md': 'text/plain' };
 
-// Serves dist/; resolves to { origin, close }.
-export async function serveDist() {
+// Serves dist/; resolves to { origin, close }. `isolated` (the default, as `trunk serve` and
+// `scripts/web.sh serve` do) sends COOP/COEP: the page is then cross-origin isolated and its
+// CPU path runs the multi-threaded module; without, the single-threaded one.
+export async function serveDist({ isolated = true } = {}) {
   const handle = { onRequest: null };
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
@@ -23,7 +25,8 @@ export async function serveDist() {
       res.writeHead(404); res.end(); return;
     }
     const body = fs.readFileSync(file);
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': body.length });
+    const isolation = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
+    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': body.length, ...isolation });
     res.end(body);
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));

@@ -1,20 +1,25 @@
 // The page's network time per image on the CPU path (issue 11's speed table, beside ONNX
 // Runtime Web): opens the built page (dist/) at working size SIZE on Flex, segments one image
-// WARMUP + RUNS times and prints one line like ../shared/bench/ortweb's:
-//   page-flex threads=1 size=S median_ms=X min_ms=Y
+// WARMUP + RUNS times on THREADS threads (1: the single-threaded module; more: the
+// multi-threaded one, the page served cross-origin isolated) and prints one line like
+// ../shared/bench/ortweb's:
+//   page-flex threads=T size=S median_ms=X min_ms=Y
 // where the time is the page's own stage times summed (stage 1, stage 2 + GFF, fine
 // segmentation, inpainting + composite: the same two-stage pipeline ORT Web's graph runs;
 // decoding and drawing the pictures excluded). Prints numbers; asserts nothing.
-//   node tests/page/speed.mjs [SIZE] [RUNS] [WARMUP]
+//   node tests/page/speed.mjs [SIZE] [RUNS] [WARMUP] [THREADS]
 import { serveDist, launchChromium, syntheticPng } from './serve.mjs';
 
 const size = Number(process.argv[2] || 160), runs = Number(process.argv[3] || 15), warmup = Number(process.argv[4] || 3);
+const threads = Number(process.argv[5] || 1);
 const server = await serveDist();
 const browser = await launchChromium();
 try {
   const page = await browser.newPage();
-  await page.goto(`${server.origin}/index.html?backend=flex&size=${size}`);
+  await page.goto(`${server.origin}/index.html?backend=flex&size=${size}&threads=${threads}`);
   await page.waitForSelector('#loading', { state: 'hidden', timeout: 600_000 });
+  const badge = await page.textContent('#backend-badge');
+  if (!badge.includes(threads > 1 ? `${threads} threads` : '1 thread')) throw new Error(`asked for ${threads} thread(s), the page runs: ${badge}`);
   await page.setInputFiles('#file-input', { name: 'speed.png', mimeType: 'image/png', buffer: syntheticPng(size, size) });
   const times = [];
   for (let i = 0; i < warmup + runs; i++) {
@@ -30,7 +35,7 @@ try {
     if (i >= warmup) times.push(t);
   }
   times.sort((a, b) => a - b);
-  console.log(`page-flex threads=1 size=${size} median_ms=${times[times.length >> 1]} min_ms=${times[0]}`);
+  console.log(`page-flex threads=${threads} size=${size} median_ms=${times[times.length >> 1]} min_ms=${times[0]}`);
 } finally {
   await browser.close();
   server.close();
