@@ -1,7 +1,6 @@
 #!/usr/bin/env python3
 """Fills in the service worker of a built page (www/sw.js, issue 11): the build id (a hash of
-every file's path and bytes) and the list of files to precache (every file but sw.js and the
-multi-threaded module, which sw.js keeps when it is first fetched).
+every file's path and bytes) and the list of files to keep offline (every file but sw.js).
 
     scripts/sw_manifest.py DIST        (scripts/web.sh and Trunk's post_build hook run it)
 """
@@ -15,17 +14,14 @@ dist = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("TRUNK_
 sw = dist / "sw.js"
 if not sw.is_file():
     sys.exit(f"{sw} is missing: www/sw.js was not copied into the build")
-every = sorted(p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file() and p != sw)
+files = sorted(p.relative_to(dist).as_posix() for p in dist.rglob("*") if p.is_file() and p != sw)
 h = hashlib.sha256()
-for f in every:
+for f in files:
     h.update(f.encode())
     h.update((dist / f).read_bytes())
-# The multi-threaded module (pkg-mt/) is kept when first used, not precached: a page that is
-# not cross-origin isolated never loads it, and it would double the first visit's download.
-files = [f for f in every if not f.startswith("pkg-mt/")]
 text = sw.read_text()
 if "'__BUILD__'" not in text or "__FILES__" not in text:
     sys.exit(f"{sw} has no __BUILD__/__FILES__ placeholders (already filled in?)")
 text = text.replace("'__BUILD__'", repr(h.hexdigest()[:16])).replace("__FILES__", json.dumps(["./"] + files))
 sw.write_text(text)
-print(f"{sw}: build {h.hexdigest()[:16]}, {len(files)} files precached, {len(every) - len(files)} kept on first use")
+print(f"{sw}: build {h.hexdigest()[:16]}, {len(files)} files kept offline")

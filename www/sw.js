@@ -1,10 +1,9 @@
 // The page's offline copy (issue 11): a service worker that keeps every file of one build (the
 // page, the worker, the wasm, the weights) in a cache named after that build, and answers from
 // it first. A second visit then loads nothing over the network, and the page works offline
-// after the first load. scripts/sw_manifest.py fills in BUILD (a hash of the built files) and
-// FILES (their paths, less the multi-threaded module pkg-mt/, kept when first fetched); a new
-// build installs a new cache and deletes the old one, so the JS glue and the wasm always come
-// from the same build. Only same-origin GET requests are answered.
+// after the first load. scripts/web.sh fills in BUILD (a hash of the built files) and FILES
+// (their paths); a new build installs a new cache and deletes the old one, so the JS glue and
+// the wasm always come from the same build. Only same-origin GET requests are answered.
 const BUILD = '__BUILD__';
 const FILES = __FILES__;
 const CACHE = `scl-${BUILD}`;
@@ -29,11 +28,6 @@ self.addEventListener('fetch', (event) => {
     const cache = await caches.open(CACHE);
     // The page's URL carries options (?backend=flex&size=160): the cached page serves them all.
     const hit = await cache.match(req, { ignoreSearch: url.pathname.endsWith('/') || url.pathname.endsWith('.html') });
-    if (hit) return hit;
-    const res = await fetch(req);
-    // The multi-threaded module is not precached (only cross-origin isolated pages load it):
-    // kept here the first time it is used, so that it too works offline afterwards.
-    if (res.ok && url.pathname.includes('/pkg-mt/')) await cache.put(req, res.clone());
-    return res;
+    return hit || fetch(req);
   })());
 });
