@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Fills in the service worker of a built page (www/sw.js, issue 11): the build id (a hash of
-every file's path and bytes) and the list of files to keep offline (every file but sw.js).
+every file's path and bytes), the files every visit needs (precached: the page, the worker, the
+weights) and the files of each WebAssembly module (pkg/, pkg-mt/: kept once the page says
+which one it runs).
 
     scripts/sw_manifest.py DIST        (scripts/web.sh and Trunk's post_build hook run it)
 """
@@ -20,8 +22,13 @@ for f in files:
     h.update(f.encode())
     h.update((dist / f).read_bytes())
 text = sw.read_text()
-if "'__BUILD__'" not in text or "__FILES__" not in text:
-    sys.exit(f"{sw} has no __BUILD__/__FILES__ placeholders (already filled in?)")
-text = text.replace("'__BUILD__'", repr(h.hexdigest()[:16])).replace("__FILES__", json.dumps(["./"] + files))
+modules = {m: [f for f in files if f.startswith(m + "/")] for m in ("pkg", "pkg-mt")}
+common = [f for f in files if not any(f in v for v in modules.values())]
+if "'__BUILD__'" not in text or "__FILES__" not in text or "__MODULES__" not in text:
+    sys.exit(f"{sw} has no __BUILD__/__FILES__/__MODULES__ placeholders (already filled in?)")
+text = (text.replace("'__BUILD__'", repr(h.hexdigest()[:16]))
+        .replace("__FILES__", json.dumps(["./"] + common))
+        .replace("__MODULES__", json.dumps({m: v for m, v in modules.items() if v})))
 sw.write_text(text)
-print(f"{sw}: build {h.hexdigest()[:16]}, {len(files)} files kept offline")
+sizes = ", ".join(f"{m}/ {len(v)}" for m, v in modules.items() if v)
+print(f"{sw}: build {h.hexdigest()[:16]}, {len(common)} files precached; modules: {sizes}")

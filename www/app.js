@@ -165,6 +165,7 @@ async function boot(backend) {
     });
     watchWorker(gen);
     showBackend(info);
+    keepModule(info.module);
     showObjectives(info.objectives);
     if (info.note) message(info.note, 'info');
     $('loading').hidden = true;
@@ -619,8 +620,16 @@ function wire() {
 // from the browser's cache, and the page works without a network. Not on file:// or in a
 // browser without service workers (the page works the same, from the network).
 function registerOffline() {
-  if (!('serviceWorker' in navigator) || !/^https?:$/.test(location.protocol)) return;
+  if (!offlineCapable()) return;
   navigator.serviceWorker.register('sw.js').catch((e) => console.warn(`offline copy unavailable: ${e.message}`));
+}
+const offlineCapable = () => 'serviceWorker' in navigator && /^https?:$/.test(location.protocol);
+
+// The worker loaded one of the two WebAssembly modules: the service worker keeps that one.
+function keepModule(module) {
+  if (!offlineCapable() || !module) return;
+  navigator.serviceWorker.ready.then((reg) => reg.active && reg.active.postMessage({ keep: module }))
+    .catch((e) => console.warn(`offline copy of ${module}/ unavailable: ${e.message}`));
 }
 
 async function main() {

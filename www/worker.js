@@ -148,6 +148,7 @@ async function start({ backend, threads, modelUrls, model, size, lock, testHooks
   progress('Ready', 1);
   return {
     backend: engine.backend(),
+    module: build.name,
     threads: build.threads,
     threadsWhy: build.why,
     adapter: chosen === 'webgpu' ? gpu.adapter : null,

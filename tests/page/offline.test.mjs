@@ -1,7 +1,8 @@
 // Offline page test (issue 11): the first visit installs the service worker (www/sw.js), which
 // keeps this build's files; a second visit loads from that cache (timed, with the first); then
 // the network goes away and the page, reloaded, still starts and segments an image as before.
-// Run after scripts/web.sh: `node tests/page/offline.test.mjs` (CPU path).
+// Run after scripts/web.sh: `node tests/page/offline.test.mjs` (CPU path, cross-origin isolated:
+// the multi-threaded module).
 import fs from 'node:fs';
 import path from 'node:path';
 import { root, serveDist, launchChromium, syntheticPng } from './serve.mjs';
@@ -45,17 +46,27 @@ try {
 
   const first = await visit('first visit');
   const onlineMask = await segment('online.png');
-  // The service worker has cached this build once it is active (its install awaits the cache).
+  // The service worker has precached the page's files once it is active (its install awaits
+  // the cache), and keeps the module the worker loaded (the multi-threaded one: the server
+  // sends COOP/COEP) when the page asks; the other module is never downloaded.
   const cached = await page.evaluate(async () => {
     await navigator.serviceWorker.ready;
     const keys = await caches.keys();
     const cache = await caches.open(keys.find((k) => k.startsWith('scl-')));
+    for (let i = 0; i < 600; i++) {
+      const files = (await cache.keys()).map((r) => new URL(r.url).pathname);
+      if (files.includes('/pkg-mt/scl_bg.wasm')) return files;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     return (await cache.keys()).map((r) => new URL(r.url).pathname);
   });
   log(`cache holds ${cached.length} files`);
-  for (const f of ['/index.html', '/pkg/scl_bg.wasm', '/pkg/scl.js', '/worker.js', '/weights/scl.bpk']) {
+  for (const f of ['/index.html', '/pkg-mt/scl_bg.wasm', '/pkg-mt/scl.js', '/worker.js', '/weights/scl.bpk']) {
     if (!cached.includes(f)) fail(`the offline cache lacks ${f}`);
   }
+  const firstFetched = served.filter((u) => u.endsWith('.wasm'));
+  log(`first visit fetched: ${firstFetched.join(', ')}`);
+  if (firstFetched.includes('/pkg/scl_bg.wasm') || cached.includes('/pkg/scl_bg.wasm')) fail('the single-threaded module, which this page does not run, was downloaded');
 
   served.length = 0;
   const second = await visit('second visit');
