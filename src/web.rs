@@ -5,6 +5,11 @@
 //!
 //! Every GPU read is asynchronous (`into_data_async`, `Transaction::execute_async`): WebGPU
 //! cannot block the browser's thread.
+//!
+//! Built twice for the page: the stable build (`pkg/`: WebGPU and single-threaded Flex) and,
+//! with wasm atomics (`scripts/web-threads.sh`, `pkg-mt/`), a multi-threaded Flex build without
+//! WebGPU whose worker first calls `initThreadPool`; Cargo.toml picks the dependencies by
+//! `cfg(target_feature = "atomics")`.
 
 use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
