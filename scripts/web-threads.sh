@@ -20,9 +20,11 @@ source scripts/tools.sh
 ensure_nightly
 ensure_wasm_bindgen
 target="$THREADS_TARGET_DIR"
+# `test` in the rebuilt standard library as in the threaded browser tests' build (scripts/test.sh):
+# the two then share the standard library and every dependency but Burn's top crates.
 RUSTFLAGS="$THREADS_RUSTFLAGS" CARGO_TARGET_DIR="$target" \
     cargo "+$NIGHTLY" build --lib --release --target wasm32-unknown-unknown \
-    -Z build-std=panic_abort,std
+    -Z build-std=panic_abort,std,test
 rm -rf "$dist/pkg-mt"
 wasm-bindgen --target web --no-typescript --out-dir "$dist/pkg-mt" \
     "$target/wasm32-unknown-unknown/release/scl.wasm"
