@@ -23,7 +23,7 @@ for f in files:
     h.update((dist / f).read_bytes())
 text = sw.read_text()
 modules = {m: [f for f in files if f.startswith(m + "/")] for m in ("pkg", "pkg-mt")}
-common = [f for f in files if not any(f in v for v in modules.values())]
+common = [f for f in files if not f.startswith(tuple(m + "/" for m in modules))]
 if "'__BUILD__'" not in text or "__FILES__" not in text or "__MODULES__" not in text:
     sys.exit(f"{sw} has no __BUILD__/__FILES__/__MODULES__ placeholders (already filled in?)")
 text = (text.replace("'__BUILD__'", repr(h.hexdigest()[:16]))

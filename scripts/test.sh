@@ -63,9 +63,7 @@ done_step "browser (Flex): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl
 step "browser tests on the multi-threaded build (Flex on two Web Workers; nightly, -Z build-std)"
 ensure_nightly
 SCL_TEST_BACKEND=flex CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
-    RUSTFLAGS="$THREADS_RUSTFLAGS" CARGO_TARGET_DIR="$THREADS_TARGET_DIR" \
-    cargo "+$NIGHTLY" test --release --target wasm32-unknown-unknown \
-    -Z build-std=panic_abort,std,test --test web -- --nocapture 2>&1 | tee /tmp/scl-web-mt.log
+    cargo_threads test --test web -- --nocapture 2>&1 | tee /tmp/scl-web-mt.log
 grep -q "threads under test: 2" /tmp/scl-web-mt.log || { echo "the threaded run did not start two threads"; exit 1; }
 done_step "browser (Flex, 2 threads): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-mt.log | awk '{print $4}') passed"
 

@@ -61,9 +61,38 @@ done
 # Its own target dir: the nightly standard library and these flags would otherwise rebuild the
 # stable wasm32 artifacts.
 THREADS_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}-threads"
+# `cargo_threads build|test ARGS...`: cargo for the threaded build (scripts/web-threads.sh and
+# the threaded browser tests of scripts/test.sh). Both rebuild the standard library with `test`,
+# so that they share it and every dependency built on it.
+cargo_threads() {
+    local cmd=$1
+    shift
+    RUSTFLAGS="$THREADS_RUSTFLAGS" CARGO_TARGET_DIR="$THREADS_TARGET_DIR" \
+        cargo "+$NIGHTLY" "$cmd" --release --target wasm32-unknown-unknown \
+        -Z build-std=panic_abort,std,test "$@"
+}
 ensure_nightly() {
     if ! rustup run "$NIGHTLY" rustc --version >/dev/null 2>&1 \
         || ! rustup component list --toolchain "$NIGHTLY" --installed | grep -q rust-src; then
         rustup toolchain install "$NIGHTLY" --profile minimal --component rust-src
     fi
+}
+
+# `wasm_opt_in_place FILE [FLAGS...]`: binaryen's wasm-opt -O3 (npm) on FILE, with the wasm
+# features the builds use and any FLAGS more (scripts/web.sh, scripts/web-threads.sh).
+wasm_opt_in_place() {
+    local file=$1
+    shift
+    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
+        --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+        "$@" "$file" -o "$file.opt"
+    mv "$file.opt" "$file"
+}
+
+# `wasm_size LABEL FILE`: prints FILE's size raw and gzipped.
+wasm_size() {
+    local raw gz
+    raw=$(stat -c %s "$2")
+    gz=$(gzip -9 -c "$2" | wc -c)
+    echo "$1: $(basename "$2") $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"
 }

@@ -18,12 +18,7 @@ rm -rf dist
 mkdir -p dist/pkg dist/weights
 wasm-bindgen --target web --no-typescript --out-dir dist/pkg \
     "$CARGO_TARGET_DIR/wasm32-unknown-unknown/release/scl.wasm"
-if [ "${WASM_OPT:-1}" = 1 ]; then
-    wasm-opt -O3 --enable-simd --enable-bulk-memory --enable-nontrapping-float-to-int \
-        --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
-        dist/pkg/scl_bg.wasm -o dist/pkg/scl_bg.opt.wasm
-    mv dist/pkg/scl_bg.opt.wasm dist/pkg/scl_bg.wasm
-fi
+if [ "${WASM_OPT:-1}" = 1 ]; then wasm_opt_in_place dist/pkg/scl_bg.wasm; fi
 # The multi-threaded CPU module, dist/pkg-mt/ (nightly Rust; SCL_THREADS=0 skips it).
 WASM_OPT="${WASM_OPT:-1}" scripts/web-threads.sh dist
 cp www/*.html www/*.js www/*.css dist/
@@ -31,9 +26,7 @@ cp weights/*.bpk weights/models.json dist/weights/
 cp weights/*.md dist/weights/ 2>/dev/null || true
 # The service worker's build id and file list (www/sw.js).
 scripts/sw_manifest.py dist
-raw=$(stat -c %s dist/pkg/scl_bg.wasm)
-gz=$(gzip -9 -c dist/pkg/scl_bg.wasm | wc -c)
-echo "dist/ ready: scl_bg.wasm $((raw / 1024)) KiB raw, $((gz / 1024)) KiB gzip"
+wasm_size "dist/ ready" dist/pkg/scl_bg.wasm
 
 if [ "${1:-}" = serve ]; then
     port="${PORT:-8080}"

@@ -1,7 +1,8 @@
 //! Browser tests (wasm32, headless Chromium): `wasm-pack test --headless --chrome` or
 //! `cargo test --target wasm32-unknown-unknown` with wasm-bindgen-test-runner. `scripts/test.sh`
 //! runs them three times: with WebGPU (SwiftShader, `--enable-unsafe-webgpu`), without (the Flex
-//! CPU fallback), and on the multi-threaded build (wasm atomics: Flex on two Web Workers); `SCL_TEST_BACKEND` (read at build time) names the backend each run must use.
+//! CPU fallback), and on the multi-threaded build (wasm atomics: Flex on two Web Workers);
+//! `SCL_TEST_BACKEND` (read at build time) names the backend each run must use.
 #![cfg(target_family = "wasm")]
 
 use js_sys::{Array, Reflect, Uint8Array};

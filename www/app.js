@@ -619,11 +619,11 @@ function wire() {
 // The offline copy (sw.js): from the second visit on, the page, the wasm and the weights come
 // from the browser's cache, and the page works without a network. Not on file:// or in a
 // browser without service workers (the page works the same, from the network).
+const offlineCapable = () => 'serviceWorker' in navigator && /^https?:$/.test(location.protocol);
 function registerOffline() {
   if (!offlineCapable()) return;
   navigator.serviceWorker.register('sw.js').catch((e) => console.warn(`offline copy unavailable: ${e.message}`));
 }
-const offlineCapable = () => 'serviceWorker' in navigator && /^https?:$/.test(location.protocol);
 
 // The worker loaded one of the two WebAssembly modules: the service worker keeps that one.
 function keepModule(module) {

@@ -28,7 +28,6 @@ self.addEventListener('message', (event) => {
     for (const f of files) if (!(await cache.match(f))) missing.push(f);
     // The worker has just fetched them: from the HTTP cache when it still has them.
     await cache.addAll(missing.map((f) => new Request(f, { cache: 'force-cache' })));
-    event.source?.postMessage({ kept: event.data.keep, files: files.length });
   }));
 });
 

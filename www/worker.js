@@ -29,36 +29,51 @@ let wasmReady = null;
 let build = { name: 'pkg', threads: 1, why: '' };
 const MAX_THREADS = 16;
 
+// Imports and instantiates one build; with `threads` > 1, starts its pool and returns the
+// pool's size.
 async function loadBuild(dir, threads) {
   const mod = await import(`./${dir}/scl.js`);
   const wasm = await mod.default();
-  if (threads > 1) {
-    await mod.initThreadPool(threads);
-    build.threads = mod.cpu_threads();
-  }
+  if (threads > 1) await mod.initThreadPool(threads);
   Engine = mod.Engine;
-  return wasm;
+  return { wasm, threads: threads > 1 ? mod.cpu_threads() : 1 };
 }
 
-// `threads`: what the page asks for (0: as many as the machine has). The multi-threaded build
-// is used for the CPU backend when shared memory is there and more than one thread is wanted.
+// The backend the page asked for ('auto' | 'webgpu' | 'flex') given the adapter found, and
+// what to tell the user when it is not the one asked for.
+function chooseBackend(backend, gpu) {
+  if (backend === 'auto') return { chosen: gpu.gpu ? 'webgpu' : 'flex', note: gpu.gpu ? '' : `CPU chosen: ${gpu.reason}.` };
+  if (backend === 'webgpu' && !gpu.adapter) return { chosen: 'flex', note: `WebGPU unavailable (${gpu.reason}); running on the CPU instead.` };
+  return { chosen: backend, note: '' };
+}
+
+// Why the CPU backend runs one thread ('' when the multi-threaded build can run): `threads` is
+// what the page asks for (0: as many as the machine has), `cores` what that comes to.
+function oneThreadReason(threads, cores) {
+  if (cores < 2) return threads === 1 ? 'one thread asked for' : 'this machine reports one core';
+  if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
+    return 'the page is not cross-origin isolated (its server sends no COOP/COEP headers), so there is no shared memory for threads';
+  }
+  return '';
+}
+
+// The backend, then the build: pkg-mt/ for the CPU backend when it can run, else pkg/.
 async function pickBuild(backend, threads) {
   const gpu = await detectGpu();
+  const choice = chooseBackend(backend, gpu);
   const cores = Math.max(1, Math.min(MAX_THREADS, threads || navigator.hardwareConcurrency || 1));
-  const gpuWanted = backend === 'webgpu' ? !!gpu.adapter : backend === 'auto' && gpu.gpu;
-  if (gpuWanted) build = { name: 'pkg', threads: 1, why: '' };
-  else if (cores < 2) build = { name: 'pkg', threads: 1, why: threads === 1 ? 'one thread asked for' : 'this machine reports one core' };
-  else if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') {
-    build = { name: 'pkg', threads: 1, why: 'the page is not cross-origin isolated (its server sends no COOP/COEP headers), so there is no shared memory for threads' };
-  } else build = { name: 'pkg-mt', threads: cores, why: '' };
-  if (build.name === 'pkg-mt') {
+  let why = choice.chosen === 'webgpu' ? '' : oneThreadReason(threads, cores);
+  if (choice.chosen !== 'webgpu' && !why) {
     try {
-      return { gpu, wasm: await loadBuild('pkg-mt', build.threads) };
+      const { wasm, threads: n } = await loadBuild('pkg-mt', cores);
+      build = { name: 'pkg-mt', threads: n, why: '' };
+      return { gpu, ...choice, wasm };
     } catch (e) {
-      build = { name: 'pkg', threads: 1, why: `the multi-threaded build did not load (${e.message || e})` };
+      why = `the multi-threaded build did not load (${e.message || e})`;
     }
   }
-  return { gpu, wasm: await loadBuild('pkg', 1) };
+  build = { name: 'pkg', threads: 1, why };
+  return { gpu, ...choice, wasm: (await loadBuild('pkg', 1)).wasm };
 }
 
 const initWasm = () => (wasmReady ??= pickBuild('auto', 0)).then((r) => r.wasm);
@@ -122,16 +137,7 @@ async function start({ backend, threads, modelUrls, model, size, lock, testHooks
   models = modelUrls;
   current = model || 'scl';
   progress('Loading the WebAssembly module…', 0.02);
-  const { gpu } = await wasmReady;
-  let chosen = backend;
-  let note = '';
-  if (backend === 'auto') {
-    chosen = gpu.gpu ? 'webgpu' : 'flex';
-    if (!gpu.gpu) note = `CPU chosen: ${gpu.reason}.`;
-  } else if (backend === 'webgpu' && !gpu.adapter) {
-    chosen = 'flex';
-    note = `WebGPU unavailable (${gpu.reason}); running on the CPU instead.`;
-  }
+  let { gpu, chosen, note } = await wasmReady;
   const bytes = await fetchWeights(current);
   progress(`Initialising ${chosen === 'webgpu' ? 'WebGPU' : 'the CPU backend'}…`, 0.75);
   try {

@@ -17,6 +17,7 @@ const TYPES = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/cs
 // CPU path runs the multi-threaded module; without, the single-threaded one.
 export async function serveDist({ isolated = true } = {}) {
   const handle = { onRequest: null };
+  const isolation = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
   const server = http.createServer((req, res) => {
     const url = new URL(req.url, 'http://x');
     handle.onRequest?.(url.pathname);
@@ -25,7 +26,6 @@ export async function serveDist({ isolated = true } = {}) {
       res.writeHead(404); res.end(); return;
     }
     const body = fs.readFileSync(file);
-    const isolation = isolated ? { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp' } : {};
     res.writeHead(200, { 'content-type': TYPES[path.extname(file)] || 'application/octet-stream', 'content-length': body.length, ...isolation });
     res.end(body);
   });
