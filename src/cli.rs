@@ -160,7 +160,8 @@ struct AdaptArgs {
     /// Where to write the adapted weights.
     #[arg(long, short)]
     out: PathBuf,
-    /// adabn | inpainting | tent | pseudo | pseudo+inpainting | adabn+<one of those>.
+    /// adabn | inpainting | tent | pseudo | pseudo+inpainting | adabn+<one of those>, each
+    /// optionally followed by +prior (lesion-size prior matching; or prior alone).
     /// Default: the page's.
     #[arg(long, default_value = scl::adapt::AdaptOptions::PAGE_DEFAULT)]
     objective: String,
@@ -187,6 +188,9 @@ struct AdaptArgs {
     /// AdaBN on training-style augmented crops instead of the whole images.
     #[arg(long)]
     adabn_crops: bool,
+    /// Mean lesion fraction that +prior aims at (default: the training set's, 0.16).
+    #[arg(long)]
+    prior: Option<f64>,
     /// Store the adapted weights as f16.
     #[arg(long)]
     f16: bool,
@@ -934,6 +938,7 @@ fn adapt_cmd(args: &AdaptArgs) -> Result<(), Error> {
     options.scope = args.scope.as_deref().map(Scope::parse).transpose()?;
     options.seed = args.seed;
     options.adabn_augment = args.adabn_crops;
+    options.prior = args.prior.unwrap_or(options.prior);
     let paths = scl::data::image_paths(&args.data, &args.split)?;
     let images: Vec<_> = paths
         .iter()
@@ -975,6 +980,14 @@ fn adapt_cmd(args: &AdaptArgs) -> Result<(), Error> {
         report.steps,
         args.out.display()
     );
+    for (i, r) in report.prior_rounds.iter().enumerate() {
+        eprintln!(
+            "prior matching, round {}: output bias {:+.3}, predicted lesion {:.1}%",
+            i + 1,
+            r.offset,
+            100.0 * r.foreground
+        );
+    }
     if let Some(path) = &args.report {
         std::fs::write(path, serde_json::to_string_pretty(&report).expect("json")).map_err(
             |source| Error::Io {

@@ -477,8 +477,9 @@ impl Engine {
         Ok(o)
     }
 
-    /// The adaptation objectives the page offers: `[{name, description, gradient, inpainting}]`
-    /// (`inpainting`: needs a two-stage network), the default first.
+    /// The adaptation objectives the page offers: `[{name, description, gradient, inpainting,
+    /// prior}]` (`inpainting`: needs a two-stage network; `prior`: ends with prior matching),
+    /// the default first.
     pub fn adapt_objectives() -> Array {
         let list = Array::new();
         let default = AdaptOptions::PAGE_DEFAULT;
@@ -491,6 +492,7 @@ impl Engine {
             set(&o, "description", obj.describe());
             set(&o, "gradient", obj.loss.is_some());
             set(&o, "inpainting", obj.loss.is_some_and(|l| l.inpaints()));
+            set(&o, "prior", obj.prior);
             list.push(&o);
         }
         list
@@ -584,6 +586,47 @@ impl Engine {
         set(&out, "foreground", fg);
         if let Verdict::Collapsed { message } = verdict {
             set(&out, "stopped", message);
+        }
+        Ok(out)
+    }
+
+    /// One batch of a prior-matching round (after AdaBN and the gradient steps): the image
+    /// files at the working size through the adapted network, their fine logits read back and
+    /// recorded ([`Adapter::prior_images`]).
+    pub async fn adapt_prior(&mut self, files: Array, names: Array) -> Result<(), JsError> {
+        let size = self.adapter()?.options().size;
+        let imgs = decode_all(&files, &names, size)?;
+        let z = self.adapter()?.prior_images(&imgs).map_err(err)?;
+        let z = z
+            .into_data_async()
+            .await
+            .map_err(err)?
+            .try_into_vec::<f32>()
+            .map_err(|e| err(format!("reading the logits failed: {e:?}")))?;
+        self.adapter()?.prior_record(&z);
+        Ok(())
+    }
+
+    /// Starts a prior-matching round: the logits of a round that was stopped part-way are
+    /// forgotten (a resumed run measures every image once).
+    pub fn adapt_prior_round(&mut self) -> Result<(), JsError> {
+        self.adapter()?.prior_restart_round();
+        Ok(())
+    }
+
+    /// Ends a prior-matching round: `{again, offset, foreground}`; with `again` the output bias
+    /// was shifted to `offset` and every image goes through [`Engine::adapt_prior`] once more
+    /// (`foreground`: the lesion fraction this round measured).
+    pub fn adapt_prior_end(&mut self) -> Result<Object, JsError> {
+        let a = self.adapter()?;
+        let again = a.prior_apply().map_err(err)?;
+        let last = a.prior_rounds().last().copied();
+        self.model = a.model().map_err(err)?;
+        let out = Object::new();
+        set(&out, "again", again);
+        if let Some(r) = last {
+            set(&out, "offset", r.offset);
+            set(&out, "foreground", r.foreground);
         }
         Ok(out)
     }

@@ -226,6 +226,47 @@ async fn adabn_changes_the_outputs_without_a_gradient_step() {
 }
 
 #[wasm_bindgen_test]
+async fn prior_matching_brings_the_lesion_fraction_to_the_prior() {
+    // Rounds of `adapt_prior` over two images until the engine is done; then the fine mask of
+    // the same image, from the page's own forward, covers the training set's mean lesion
+    // fraction (0.16; the rounds stop within 0.005 of it, plus a bin's worth here).
+    let mut e = engine(WEIGHTS).await;
+    let n = SIDE;
+    let bytes = png(&scl::imageio::synthetic_image(n, n), n, n);
+    let s = n as u32;
+    e.adapt_begin("prior".into(), 0, 1e-3, 2, s, s, "".into(), 1)
+        .map_err(|e| message(e.into()))
+        .unwrap();
+    let mut rounds = 0;
+    loop {
+        let files = Array::of2(&Uint8Array::from(&bytes[..]), &Uint8Array::from(&bytes[..]));
+        let names = Array::of2(&"a.png".into(), &"b.png".into());
+        e.adapt_prior(files, names)
+            .await
+            .map_err(|e| message(e.into()))
+            .unwrap();
+        let r = e.adapt_prior_end().map_err(|e| message(e.into())).unwrap();
+        rounds += 1;
+        if !field(&r, "again").as_bool().unwrap() {
+            break;
+        }
+    }
+    let got = e
+        .forward_raw(scl::imageio::synthetic_image(n, n), n, n)
+        .await
+        .unwrap();
+    let fine = &got[n * n..];
+    let area = fine.iter().filter(|&&p| p >= 0.5).count() as f32 / (n * n) as f32;
+    web_sys_log(&format!(
+        "prior matching: {rounds} rounds, fine-mask area {area}"
+    ));
+    assert!(
+        (area - 0.16).abs() < 0.01,
+        "fine-mask area {area} after {rounds} rounds"
+    );
+}
+
+#[wasm_bindgen_test]
 async fn adaptation_objectives_and_defaults_are_offered() {
     let list = Engine::adapt_objectives();
     let names: Vec<String> = list
@@ -238,6 +279,8 @@ async fn adaptation_objectives_and_defaults_are_offered() {
         "tent",
         "adabn+tent",
         "adabn+inpainting",
+        "adabn+prior",
+        "adabn+inpainting+prior",
     ] {
         assert!(names.iter().any(|n| n == want), "{want} missing: {names:?}");
     }

@@ -105,6 +105,10 @@ function onWorkerMessage(ev) {
       $('tune-progress').value = m.done / m.of;
       $('tune-text').textContent = `AdaBN: statistics of ${m.done}/${m.of} images`;
       break;
+    case 'tune-prior':
+      $('tune-progress').value = m.done / m.of;
+      $('tune-text').textContent = `Lesion-size prior, round ${m.round}: ${m.done}/${m.of} images`;
+      break;
     case 'tune-end': onTuneEnd(m); break;
     case 'error': message(m.error, 'error'); setTuning(false); break;
     case 'fatal': recover(m.error); break;
@@ -430,6 +434,10 @@ function onTuneEnd(m) {
   setTuning(false);
   $('tune-text').textContent += m.stopped ? ' · stopped by the collapse guard (weights reverted to the last healthy step)'
     : m.finished ? ` · done in ${m.seconds.toFixed(1)} s` : ' · paused';
+  const last = m.prior && m.prior[m.prior.length - 1];
+  if (m.finished && last) {
+    $('tune-text').textContent += ` · output bias ${last.offset >= 0 ? '+' : ''}${last.offset.toFixed(2)}, predicted lesion ${pct(last.foreground)}% of the pixels (${m.prior.length} round${m.prior.length > 1 ? 's' : ''})`;
+  }
   if (m.after) drawMask($('tune-after'), m.after);
   if (m.diceAfter !== null && m.diceBefore !== null) {
     const d = 100 * (m.diceAfter - m.diceBefore);

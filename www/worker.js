@@ -194,8 +194,9 @@ async function otherEngine() {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Adaptation (crate::adapt, the code `scl adapt` runs): an AdaBN pass over every training
-// image, then gradient steps on the batches the engine picks. Images with a ground-truth mask
-// are never trained on: they measure Dice before and after.
+// image, then gradient steps on the batches the engine picks, then prior-matching rounds over
+// every image. Images with a ground-truth mask are never trained on: they measure Dice before
+// and after.
 async function bytesOf(files) {
   return Promise.all(files.map((f) => f.arrayBuffer().then((b) => new Uint8Array(b))));
 }
@@ -221,6 +222,25 @@ async function adabnPass(t) {
   t.adabnDone = true;
 }
 
+// Prior matching (crate::adapt::prior): rounds over every image until the engine says the
+// predicted lesion fraction matches the training set's.
+async function priorRounds(t) {
+  for (let round = t.priorRounds.length + 1; t.running; round++) {
+    engine.adapt_prior_round();
+    for (let i = 0; i < t.files.length && t.running; i += t.batch) {
+      const batch = t.files.slice(i, i + t.batch);
+      await engine.adapt_prior(await bytesOf(batch), batch.map((f) => f.name));
+      post({ type: 'tune-prior', round, done: Math.min(i + t.batch, t.files.length), of: t.files.length });
+      await sleep(0);
+    }
+    if (!t.running) return;
+    const r = engine.adapt_prior_end();
+    t.priorRounds.push({ offset: r.offset, foreground: r.foreground });
+    if (!r.again) break;
+  }
+  t.priorDone = true;
+}
+
 async function tuneLoop() {
   const t = tune;
   if (t.adabn && !t.adabnDone) await adabnPass(t);
@@ -235,11 +255,13 @@ async function tuneLoop() {
     await dieIf('die-in-tune');
     await sleep(0); // let a stop message in
   }
-  const finished = t.adabnDone && (!t.gradient || t.done >= t.steps || !!t.stopped);
+  const gradientDone = !t.gradient || t.done >= t.steps || !!t.stopped;
+  if (t.running && t.adabnDone && gradientDone && !t.priorDone) await priorRounds(t);
+  const finished = t.adabnDone && gradientDone && t.priorDone;
   t.running = false;
   const after = t.watch ? await segmentWith(engine, t.watch, t.size) : null;
   const diceAfter = finished ? await scoredDice(t.scored, t.size) : null;
-  post({ type: 'tune-end', step: t.done, steps: t.steps, finished, stopped: t.stopped, seconds: (performance.now() - t.t0) / 1000, after, diceBefore: t.diceBefore, diceAfter, scored: t.scored.length }, after ? transferables(after) : []);
+  post({ type: 'tune-end', step: t.done, steps: t.steps, finished, stopped: t.stopped, seconds: (performance.now() - t.t0) / 1000, prior: t.priorRounds, after, diceBefore: t.diceBefore, diceAfter, scored: t.scored.length }, after ? transferables(after) : []);
 }
 
 const handlers = {
@@ -294,6 +316,7 @@ const handlers = {
       files, scored, steps, batch, size, watch, done: 0, running: true, t0: performance.now(),
       adabn: objective.startsWith('adabn'), adabnDone: !objective.startsWith('adabn'),
       gradient: !!(info && info.gradient), stopped: null, diceBefore: null,
+      priorDone: !(info && info.prior), priorRounds: [],
     };
     const before = watch ? await segmentWith(engine, watch, size) : null;
     tune.diceBefore = await scoredDice(scored, size);
@@ -308,7 +331,7 @@ const handlers = {
   async 'tune-resume'() {
     if (!tune) throw new Error('no fine-tuning session to resume');
     if (tune.running) return { running: true };
-    if (tune.stopped || (tune.adabnDone && (!tune.gradient || tune.done >= tune.steps))) {
+    if (tune.stopped || (tune.adabnDone && (!tune.gradient || tune.done >= tune.steps) && tune.priorDone)) {
       throw new Error('this adaptation has finished; start a new one');
     }
     tune.running = true;

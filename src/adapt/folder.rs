@@ -1,6 +1,7 @@
 //! `scl adapt` (native): the page's adaptation driven over a folder's images, with the same
 //! calls in the same order as the page's worker makes them (AdaBN over every image in batches,
-//! then gradient steps on the batches [`Adapter::next_batch`] picks).
+//! then gradient steps on the batches [`Adapter::next_batch`] picks, then the prior-matching
+//! rounds over every image in batches).
 
 use std::time::Instant;
 
@@ -26,6 +27,9 @@ pub struct Report {
     pub foreground: Vec<f64>,
     /// Why the run stopped early, if it did.
     pub stopped: Option<String>,
+    /// Prior matching's rounds: total output-bias offset and measured lesion fraction
+    /// (empty without it).
+    pub prior_rounds: Vec<super::prior::Round>,
     /// Seconds in all.
     pub seconds: f64,
 }
@@ -51,6 +55,7 @@ pub fn adapt_images(
         losses: Vec::new(),
         foreground: Vec::new(),
         stopped: None,
+        prior_rounds: Vec::new(),
         seconds: 0.0,
     };
     if options.objective.adabn {
@@ -76,6 +81,21 @@ pub fn adapt_images(
                 break;
             }
         }
+    }
+    if options.objective.prior {
+        loop {
+            for chunk in images.chunks(options.batch) {
+                let z = a.prior_images(chunk)?.into_data();
+                a.prior_record(
+                    z.as_slice::<f32>()
+                        .map_err(|e| Error::Config(format!("reading the logits failed: {e:?}")))?,
+                );
+            }
+            if !a.prior_apply()? {
+                break;
+            }
+        }
+        report.prior_rounds = a.prior_rounds().to_vec();
     }
     report.steps = a.steps();
     report.seconds = t0.elapsed().as_secs_f64();

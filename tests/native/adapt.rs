@@ -203,3 +203,39 @@ fn collapse_is_caught_and_the_weights_revert() {
     let w = |s: &Scl| to_vec(s.seg.blocks[1].expand.conv.weight.val());
     assert_eq!(w(&a.model().unwrap()), w(&m));
 }
+
+#[test]
+fn prior_matching_brings_the_predicted_lesion_fraction_to_the_prior() {
+    // A random two-stage network on 6 images: after `prior` matching at 0.3, the fraction of
+    // pixels whose fine probability is >= 0.5, counted here from the adapted network's own
+    // predictions, is 0.3 (the tolerance plus one histogram bin's worth), and only the output
+    // bias of the segmentation head moved, by the offset the report gives.
+    let device = dev();
+    let m = model(&light(), &device);
+    let images = site(6, [0.8, 1.1, 1.0]);
+    let mut options = AdaptOptions::new(Objective::parse("prior").unwrap(), 64);
+    options.prior = 0.3;
+    options.batch = 4;
+    let (adapted, report) =
+        folder::adapt_images(&m, &images, options, &device, |_, _, _| {}).unwrap();
+    let flat: Vec<f32> = images.iter().flat_map(scl::imageio::rgb_to_chw).collect();
+    let x = tensor4(flat, [6, 3, 64, 64], &device);
+    let (_, fine) = adapted.predict_mask(x).unwrap();
+    let p = to_vec(fine);
+    let fraction = p.iter().filter(|&&v| v >= 0.5).count() as f64 / p.len() as f64;
+    println!(
+        "prior rounds {:?}: fraction {fraction:.4}",
+        report.prior_rounds
+    );
+    assert!((fraction - 0.3).abs() < 0.01, "fraction {fraction}");
+    let offset = report.prior_rounds.last().unwrap().offset;
+    let bias = |s: &Scl| to_vec(s.seg.head.out.bias.as_ref().unwrap().val())[0];
+    assert!((bias(&adapted) - bias(&m) - offset).abs() < 1e-5);
+    let w = |s: &Scl| to_vec(s.seg.head.out.weight.val());
+    assert_eq!(w(&m), w(&adapted));
+    assert!(Objective::parse("adabn+inpainting+prior").unwrap().prior);
+    assert_eq!(
+        Objective::parse("adabn+prior").unwrap().name(),
+        "adabn+prior"
+    );
+}

@@ -1,7 +1,7 @@
 // Page test: serves dist/ on localhost, opens it in headless Chromium (playwright-core, Debian's
 // Chromium), drops an image, waits for the fine mask, checks the overlay canvas, gives the image
-// its mask (then measured, not trained on), adapts on a second image (AdaBN + two steps),
-// exports the weights, and checks that no request left the page's origin.
+// its mask (then measured, not trained on), adapts on a second image (AdaBN, two steps, prior
+// matching), exports the weights, and checks that no request left the page's origin.
 // Run after scripts/web.sh: `node tests/page/page.test.mjs [isolated | not-isolated]`: served
 // cross-origin isolated (the default) the CPU path must run the multi-threaded module on every
 // core Chromium reports; not isolated, the single-threaded module, and the page says why.
@@ -134,16 +134,21 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#gallery .thumb').length === 2, null, { timeout: 120_000 });
   const objectives = await page.$$eval('#tune-objective option', (o) => o.map((x) => x.value));
   log('objectives:', objectives.join(', '));
-  for (const o of ['adabn', 'inpainting', 'tent', 'adabn+inpainting']) if (!objectives.includes(o)) fail(`objective ${o} is not offered`);
-  await page.selectOption('#tune-objective', 'adabn+inpainting');
-  await page.waitForFunction(() => /^adabn\+inpainting:/.test(document.getElementById('tune-desc').textContent), null, { timeout: 120_000 });
+  for (const o of ['adabn', 'inpainting', 'tent', 'adabn+inpainting', 'adabn+prior']) if (!objectives.includes(o)) fail(`objective ${o} is not offered`);
+  if (objectives[0] !== 'adabn+inpainting+prior') fail(`the default objective is ${objectives[0]}, not the best measured (adabn+inpainting+prior)`);
+  await page.selectOption('#tune-objective', 'adabn+inpainting+prior');
+  await page.waitForFunction(() => /^adabn\+inpainting\+prior:/.test(document.getElementById('tune-desc').textContent), null, { timeout: 120_000 });
   await page.fill('#tune-steps', '2');
   await page.fill('#tune-batch', '1');
   await page.selectOption('#tune-crop', '64');
   const tt = Date.now();
   await page.click('#tune-start');
   await page.waitForFunction(() => /done|stopped/.test(document.getElementById('tune-text').textContent), null, { timeout: 600_000 });
-  log('adaptation:', await page.textContent('#tune-text'), `(${((Date.now() - tt) / 1000).toFixed(1)} s)`);
+  const tuned = await page.textContent('#tune-text');
+  log('adaptation:', tuned, `(${((Date.now() - tt) / 1000).toFixed(1)} s)`);
+  // The steps, then prior matching's rounds: the end line gives the output bias and the
+  // lesion fraction it reached.
+  if (!/done in .* output bias [-+][0-9.]+, predicted lesion [0-9.]+% of the pixels \([0-9]+ rounds?\)/.test(tuned)) fail(`no prior-matching result in the adaptation line: ${tuned}`);
   const dice = await page.textContent('#tune-dice');
   log('dice:', dice);
   if (!/1 image\(s\) with masks: before [0-9.]+%, after [0-9.]+%/.test(dice)) fail(`no Dice before/after: ${dice}`);
