@@ -596,13 +596,7 @@ impl Engine {
     pub async fn adapt_prior(&mut self, files: Array, names: Array) -> Result<(), JsError> {
         let size = self.adapter()?.options().size;
         let imgs = decode_all(&files, &names, size)?;
-        let z = self.adapter()?.prior_images(&imgs).map_err(err)?;
-        let z = z
-            .into_data_async()
-            .await
-            .map_err(err)?
-            .try_into_vec::<f32>()
-            .map_err(|e| err(format!("reading the logits failed: {e:?}")))?;
+        let z = read_vec(self.adapter()?.prior_images(&imgs).map_err(err)?).await?;
         self.adapter()?.prior_record(&z);
         Ok(())
     }
@@ -665,15 +659,18 @@ fn decode_all(files: &Array, names: &Array, size: u32) -> Result<Vec<RgbImage>, 
         .collect()
 }
 
-/// Reads a one-element tensor asynchronously.
-async fn read1(t: Tensor<1>) -> Result<f64, JsError> {
-    let v = t
-        .into_data_async()
+/// Reads a float tensor asynchronously.
+async fn read_vec(t: Tensor<1>) -> Result<Vec<f32>, JsError> {
+    t.into_data_async()
         .await
         .map_err(err)?
         .try_into_vec::<f32>()
-        .map_err(|e| err(format!("{e:?}")))?;
-    Ok(v[0] as f64)
+        .map_err(|e| err(format!("reading a tensor failed: {e:?}")))
+}
+
+/// Reads a one-element tensor asynchronously.
+async fn read1(t: Tensor<1>) -> Result<f64, JsError> {
+    Ok(read_vec(t).await?[0] as f64)
 }
 
 /// A copy of `model` on the Flex (CPU) device, read asynchronously.
