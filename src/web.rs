@@ -477,9 +477,9 @@ impl Engine {
         Ok(o)
     }
 
-    /// The adaptation objectives the page offers: `[{name, description, gradient, inpainting,
-    /// prior}]` (`inpainting`: needs a two-stage network; `prior`: ends with prior matching),
-    /// the default first.
+    /// The adaptation objectives the page offers: `[{name, description, adabn, gradient,
+    /// inpainting, prior}]` (`adabn`: starts with an AdaBN pass; `inpainting`: needs a
+    /// two-stage network; `prior`: ends with prior matching), the default first.
     pub fn adapt_objectives() -> Array {
         let list = Array::new();
         let default = AdaptOptions::PAGE_DEFAULT;
@@ -490,6 +490,7 @@ impl Engine {
             let obj = Objective::parse(name).expect("a known objective");
             set(&o, "name", name);
             set(&o, "description", obj.describe());
+            set(&o, "adabn", obj.adabn);
             set(&o, "gradient", obj.loss.is_some());
             set(&o, "inpainting", obj.loss.is_some_and(|l| l.inpaints()));
             set(&o, "prior", obj.prior);
@@ -601,11 +602,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts a prior-matching round: the logits of a round that was stopped part-way are
-    /// forgotten (a resumed run measures every image once).
+    /// Starts a prior-matching round ([`Adapter::prior_begin_round`]): the logits of a round
+    /// that was stopped part-way are forgotten (a resumed run measures every image once).
     pub fn adapt_prior_round(&mut self) -> Result<(), JsError> {
-        self.adapter()?.prior_restart_round();
-        Ok(())
+        self.adapter()?.prior_begin_round().map_err(err)
     }
 
     /// Ends a prior-matching round: `{again, offset, foreground}`; with `again` the output bias

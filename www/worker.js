@@ -212,13 +212,19 @@ async function scoredDice(scored, size) {
   return sum / scored.length;
 }
 
-async function adabnPass(t) {
+// Every training image once, a batch at a time while the run is not stopped: `each(bytes,
+// names)`, then the progress message `message` with the images done.
+async function eachBatch(t, each, message) {
   for (let i = 0; i < t.files.length && t.running; i += t.batch) {
     const batch = t.files.slice(i, i + t.batch);
-    engine.adapt_adabn(await bytesOf(batch), batch.map((f) => f.name));
-    post({ type: 'tune-adabn', done: Math.min(i + t.batch, t.files.length), of: t.files.length });
+    await each(await bytesOf(batch), batch.map((f) => f.name));
+    post({ ...message, done: Math.min(i + t.batch, t.files.length), of: t.files.length });
     await sleep(0);
   }
+}
+
+async function adabnPass(t) {
+  await eachBatch(t, (bytes, names) => engine.adapt_adabn(bytes, names), { type: 'tune-adabn' });
   t.adabnDone = true;
 }
 
@@ -227,12 +233,7 @@ async function adabnPass(t) {
 async function priorRounds(t) {
   for (let round = t.priorRounds.length + 1; t.running; round++) {
     engine.adapt_prior_round();
-    for (let i = 0; i < t.files.length && t.running; i += t.batch) {
-      const batch = t.files.slice(i, i + t.batch);
-      await engine.adapt_prior(await bytesOf(batch), batch.map((f) => f.name));
-      post({ type: 'tune-prior', round, done: Math.min(i + t.batch, t.files.length), of: t.files.length });
-      await sleep(0);
-    }
+    await eachBatch(t, (bytes, names) => engine.adapt_prior(bytes, names), { type: 'tune-prior', round });
     if (!t.running) return;
     const r = engine.adapt_prior_end();
     t.priorRounds.push({ offset: r.offset, foreground: r.foreground });
@@ -310,13 +311,13 @@ const handlers = {
         ? 'every loaded image has a ground-truth mask, and those are only used to measure: load some images without masks to adapt to'
         : 'load some images first: adaptation learns from them');
     }
-    const info = Engine.adapt_objectives().find((o) => o.name === objective);
     engine.adapt_begin(objective, steps, lr, batch, size, crop, scope || '', BigInt(Date.now()));
+    // adapt_begin refused an unknown objective: this one is in the engine's list.
+    const { adabn, gradient, prior } = Engine.adapt_objectives().find((o) => o.name === objective);
     tune = {
       files, scored, steps, batch, size, watch, done: 0, running: true, t0: performance.now(),
-      adabn: objective.startsWith('adabn'), adabnDone: !objective.startsWith('adabn'),
-      gradient: !!(info && info.gradient), stopped: null, diceBefore: null,
-      priorDone: !(info && info.prior), priorRounds: [],
+      adabn, adabnDone: !adabn, gradient, stopped: null, diceBefore: null,
+      priorDone: !prior, priorRounds: [],
     };
     const before = watch ? await segmentWith(engine, watch, size) : null;
     tune.diceBefore = await scoredDice(scored, size);

@@ -84,6 +84,7 @@ pub fn adapt_images(
     }
     if options.objective.prior {
         loop {
+            a.prior_begin_round()?;
             for chunk in images.chunks(options.batch) {
                 let z = a.prior_images(chunk)?.into_data();
                 a.prior_record(

@@ -76,55 +76,50 @@ impl Objective {
                 prior: true,
             });
         }
-        let (rest, prior) = match s.strip_suffix("+prior") {
+        let (stages, prior) = match s.strip_suffix("+prior") {
             Some(r) => (r, true),
             None => (s, false),
         };
-        let mut o = Self::parse_stages(rest).map_err(|_| {
+        let (adabn, loss) = Self::parse_stages(stages).ok_or_else(|| {
             Error::Config(format!(
                 "unknown adaptation objective '{s}' (one of: {})",
                 Self::ALL.join(", ")
             ))
         })?;
-        o.prior = prior;
-        Ok(o)
+        Ok(Self { adabn, loss, prior })
     }
 
-    /// The AdaBN and gradient parts of an objective's name.
-    fn parse_stages(s: &str) -> Result<Self, Error> {
+    /// The AdaBN and gradient parts of an objective's name, or `None` for an unknown one.
+    fn parse_stages(s: &str) -> Option<(bool, Option<Loss>)> {
         let (adabn, rest) = match s.strip_prefix("adabn") {
-            Some("") => (true, None),
-            Some(r) => (true, Some(r.strip_prefix('+').unwrap_or(r))),
-            None => (false, Some(s)),
+            Some("") => return Some((true, None)),
+            Some(r) => (true, r.strip_prefix('+').unwrap_or(r)),
+            None => (false, s),
         };
         let loss = match rest {
-            None => None,
-            Some("inpainting") => Some(Loss::Inpainting),
-            Some("tent") => Some(Loss::Tent),
-            Some("pseudo") => Some(Loss::Pseudo),
-            Some("pseudo+inpainting") => Some(Loss::PseudoInpainting),
-            Some(r) => return Err(Error::Config(format!("unknown objective '{r}'"))),
+            "inpainting" => Loss::Inpainting,
+            "tent" => Loss::Tent,
+            "pseudo" => Loss::Pseudo,
+            "pseudo+inpainting" => Loss::PseudoInpainting,
+            _ => return None,
         };
-        Ok(Self {
-            adabn,
-            loss,
-            prior: false,
-        })
+        Some((adabn, Some(loss)))
     }
 
     /// The name [`Objective::parse`] reads.
     pub fn name(&self) -> String {
-        let stages = match (self.adabn, self.loss) {
-            (true, None) => "adabn".into(),
-            (true, Some(l)) => format!("adabn+{}", l.name()),
-            (false, Some(l)) => l.name().into(),
-            (false, None) if self.prior => return "prior".into(),
-            (false, None) => "none".into(),
-        };
-        if self.prior {
-            format!("{stages}+prior")
+        let parts: Vec<&str> = [
+            self.adabn.then_some("adabn"),
+            self.loss.map(Loss::name),
+            self.prior.then_some("prior"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        if parts.is_empty() {
+            "none".into()
         } else {
-            stages
+            parts.join("+")
         }
     }
 
@@ -134,16 +129,16 @@ impl Objective {
         let prior = "expect as much lesion per image as in the training images and shift the \
                      mask's threshold to match (seconds)";
         let stages = match (self.adabn, self.loss) {
-            (true, None) => bn.into(),
-            (true, Some(l)) => format!("{bn}, then {}", l.describe()),
-            (false, Some(l)) => l.describe().into(),
-            (false, None) if self.prior => return prior.into(),
-            (false, None) => "nothing".into(),
+            (true, None) => Some(bn.to_string()),
+            (true, Some(l)) => Some(format!("{bn}, then {}", l.describe())),
+            (false, Some(l)) => Some(l.describe().to_string()),
+            (false, None) => None,
         };
-        if self.prior {
-            format!("{stages}; last, {prior}")
-        } else {
-            stages
+        match (stages, self.prior) {
+            (Some(stages), true) => format!("{stages}; last, {prior}"),
+            (Some(stages), false) => stages,
+            (None, true) => prior.into(),
+            (None, false) => "nothing".into(),
         }
     }
 }
@@ -357,36 +352,43 @@ impl Adapter {
         let x = if self.options.adabn_augment {
             self.crops(images)
         } else {
-            let s = self.options.size as usize;
-            let flat: Vec<f32> = images.iter().flat_map(crate::imageio::rgb_to_chw).collect();
-            Tensor::<4>::from_data(TensorData::new(flat, [images.len(), 3, s, s]), &self.plain)
+            self.whole_images(images)
         };
         self.adabn_batch(x)
     }
 
-    /// The fine logits of one batch of whole images at the working size (`[B, 3, S, S]`) on
-    /// the adapted network, for prior matching: the caller reads them and hands them to
-    /// [`Adapter::prior_record`]. Comes after AdaBN and the gradient steps.
-    pub fn prior_logits(&self, x: Tensor<4>) -> Result<Tensor<1>, Error> {
-        Ok(prior::fine_logits(&self.model()?, x.to_device(&self.plain)))
-    }
-
-    /// [`Adapter::prior_logits`] of images at the working size.
-    pub fn prior_images(&self, images: &[RgbImage]) -> Result<Tensor<1>, Error> {
+    /// `images` (at the working size) as one batch `[B, 3, S, S]` on the plain device.
+    fn whole_images(&self, images: &[RgbImage]) -> Tensor<4> {
         let s = self.options.size as usize;
         let flat: Vec<f32> = images.iter().flat_map(crate::imageio::rgb_to_chw).collect();
-        self.prior_logits(Tensor::<4>::from_data(
-            TensorData::new(flat, [images.len(), 3, s, s]),
-            &self.plain,
-        ))
+        Tensor::<4>::from_data(TensorData::new(flat, [images.len(), 3, s, s]), &self.plain)
     }
 
-    /// Starts a prior-matching round afresh, forgetting the logits of an interrupted one.
-    pub fn prior_restart_round(&mut self) {
+    /// Starts a prior-matching round (after AdaBN and the gradient steps; before every
+    /// round): forgets the logits of a round stopped part-way, and takes the adapted network
+    /// as an inference copy once for the whole round. The copy matters beyond speed: a batch
+    /// norm's running statistics hold AdaBN's last update back until they are synchronised,
+    /// which `valid()` does (Burn's `RunningState`).
+    pub fn prior_begin_round(&mut self) -> Result<(), Error> {
         self.logits = Default::default();
+        self.model = Stage::Plain(self.model()?);
+        Ok(())
     }
 
-    /// Adds the values read from [`Adapter::prior_logits`] to this round's histogram.
+    /// The fine logits of a batch of images at the working size on the adapted network, for
+    /// prior matching (within a round begun by [`Adapter::prior_begin_round`]): the caller
+    /// reads them and hands them to [`Adapter::prior_record`].
+    pub fn prior_images(&self, images: &[RgbImage]) -> Result<Tensor<1>, Error> {
+        match &self.model {
+            Stage::Plain(model) => Ok(prior::fine_logits(model, self.whole_images(images))),
+            Stage::Training(_) => Err(Error::Config(
+                "begin a prior-matching round before its batches".into(),
+            )),
+            Stage::Failed => Err(failed()),
+        }
+    }
+
+    /// Adds the values read from [`Adapter::prior_images`] to this round's histogram.
     pub fn prior_record(&mut self, logits: &[f32]) {
         self.logits.add(logits);
     }
