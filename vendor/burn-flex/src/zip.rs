@@ -83,13 +83,32 @@ impl ZipNest {
     /// first element of the run; offsets advance by stride addition,
     /// never per-element index math. Must not be called when
     /// `ndim == 0` or when any dim is empty.
-    pub fn for_each_run(&self, mut f: impl FnMut(usize, usize)) {
+    pub fn for_each_run(&self, f: impl FnMut(usize, usize)) {
+        self.for_each_run_from(0, self.runs(), f);
+    }
+
+    /// [scl patch] Number of innermost runs: the product of the outer dims.
+    pub fn runs(&self) -> usize {
+        self.shape[..self.ndim - 1].iter().product()
+    }
+
+    /// [scl patch] [`Self::for_each_run`] for the `count` runs from run
+    /// `first` (in row-major order), so that a parallel caller can hand
+    /// each thread its own range of runs.
+    pub fn for_each_run_from(&self, first: usize, count: usize, mut f: impl FnMut(usize, usize)) {
         debug_assert!(self.ndim >= 1);
         let outer = self.ndim - 1;
         let mut idx = [0usize; ZIP_MAX_RANK];
         let mut lhs_base = self.lhs_offset as isize;
         let mut rhs_base = self.rhs_offset as isize;
-        loop {
+        let mut rest = first;
+        for d in (0..outer).rev() {
+            idx[d] = rest % self.shape[d];
+            rest /= self.shape[d];
+            lhs_base += idx[d] as isize * self.lhs_strides[d];
+            rhs_base += idx[d] as isize * self.rhs_strides[d];
+        }
+        for _ in 0..count {
             f(lhs_base as usize, rhs_base as usize);
             // Odometer over the outer dims, innermost-first. Each step
             // resets inner counters and adds the single delta to the
@@ -106,10 +125,6 @@ impl ZipNest {
                 idx[d] = 0;
                 lhs_base -= (self.shape[d] as isize) * self.lhs_strides[d];
                 rhs_base -= (self.shape[d] as isize) * self.rhs_strides[d];
-            }
-            if d == 0 && idx[0] == 0 {
-                // Every dim rolled over back to 0; iteration is done.
-                break;
             }
         }
     }
@@ -200,9 +215,10 @@ pub(crate) fn zip_map<L, R, Out, F>(
     op: F,
 ) -> Option<Vec<Out>>
 where
-    L: Copy,
-    R: Copy,
-    F: Fn(L, R) -> Out,
+    L: Copy + Sync,
+    R: Copy + Sync,
+    Out: Send,
+    F: Fn(L, R) -> Out + Sync,
 {
     let numel = lhs_layout.num_elements();
     if numel == 0 {
@@ -210,39 +226,78 @@ where
     }
     let nest = collapse_for_zip(lhs_layout, rhs_layout)?;
 
-    let mut out: Vec<Out> = Vec::with_capacity(numel);
     if nest.ndim == 0 {
         // All dims were size 1: a single element.
-        out.push(op(lhs[nest.lhs_offset], rhs[nest.rhs_offset]));
-        return Some(out);
+        return Some(alloc::vec![op(lhs[nest.lhs_offset], rhs[nest.rhs_offset])]);
     }
 
+    // [scl patch] Parallel over whole runs (or, for a single run, over
+    // its elements) for large outputs; each run as before.
     let (len, l_st, r_st) = nest.inner();
-    match (l_st, r_st) {
-        (1, 1) => nest.for_each_run(|lb, rb| {
-            out.extend(
-                lhs[lb..lb + len]
-                    .iter()
-                    .zip(&rhs[rb..rb + len])
-                    .map(|(&a, &b)| op(a, b)),
-            );
-        }),
-        (1, 0) => nest.for_each_run(|lb, rb| {
-            let b = rhs[rb];
-            out.extend(lhs[lb..lb + len].iter().map(|&a| op(a, b)));
-        }),
-        (0, 1) => nest.for_each_run(|lb, rb| {
-            let a = lhs[lb];
-            out.extend(rhs[rb..rb + len].iter().map(|&b| op(a, b)));
-        }),
-        _ => nest.for_each_run(|lb, rb| {
-            out.extend(
-                (0..len).map(|i| op(lhs[lb + i * l_st as usize], rhs[rb + i * r_st as usize])),
-            );
-        }),
-    }
-    debug_assert_eq!(out.len(), numel);
+    let runs = nest.runs();
+    let out = crate::ops::par::build(numel, if runs == 1 { 1 } else { len }, |start, out| {
+        if runs == 1 {
+            let lb = (nest.lhs_offset as isize + start as isize * l_st) as usize;
+            let rb = (nest.rhs_offset as isize + start as isize * r_st) as usize;
+            map_run(out, lhs, lb, l_st, rhs, rb, r_st, &op);
+        } else {
+            let mut o = 0;
+            nest.for_each_run_from(start / len, out.len() / len, |lb, rb| {
+                map_run(&mut out[o..o + len], lhs, lb, l_st, rhs, rb, r_st, &op);
+                o += len;
+            });
+        }
+    });
     Some(out)
+}
+
+/// [scl patch] One run of [`zip_map`]: `out[i] = op(lhs[lb + i*l_st], rhs[rb + i*r_st])`,
+/// the inner loop specialised on the stride pair (both contiguous, one
+/// broadcast, general) so that LLVM autovectorizes it.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn map_run<L: Copy, R: Copy, Out>(
+    out: &mut [core::mem::MaybeUninit<Out>],
+    lhs: &[L],
+    lb: usize,
+    l_st: isize,
+    rhs: &[R],
+    rb: usize,
+    r_st: isize,
+    op: &impl Fn(L, R) -> Out,
+) {
+    let len = out.len();
+    match (l_st, r_st) {
+        (1, 1) => {
+            for ((o, &a), &b) in out
+                .iter_mut()
+                .zip(&lhs[lb..lb + len])
+                .zip(&rhs[rb..rb + len])
+            {
+                o.write(op(a, b));
+            }
+        }
+        (1, 0) => {
+            let b = rhs[rb];
+            for (o, &a) in out.iter_mut().zip(&lhs[lb..lb + len]) {
+                o.write(op(a, b));
+            }
+        }
+        (0, 1) => {
+            let a = lhs[lb];
+            for (o, &b) in out.iter_mut().zip(&rhs[rb..rb + len]) {
+                o.write(op(a, b));
+            }
+        }
+        _ => {
+            for (i, o) in out.iter_mut().enumerate() {
+                o.write(op(
+                    lhs[(lb as isize + i as isize * l_st) as usize],
+                    rhs[(rb as isize + i as isize * r_st) as usize],
+                ));
+            }
+        }
+    }
 }
 
 /// Apply `op` over a collapsed nest *in place*, writing the result back
@@ -262,9 +317,9 @@ where
 /// strided — and monomorphized per call site so LLVM autovectorizes it.
 pub(crate) fn zip_apply_inplace<D, S, F>(nest: &ZipNest, dst: &mut [D], src: &[S], op: F)
 where
-    D: Copy,
-    S: Copy,
-    F: Fn(D, S) -> D,
+    D: Copy + Send,
+    S: Copy + Sync,
+    F: Fn(D, S) -> D + Sync,
 {
     debug_assert!(
         nest.lhs_is_dense(),
@@ -282,23 +337,57 @@ where
 
     let (len, l_st, r_st) = nest.inner();
     debug_assert_eq!(l_st, 1, "dense destination implies a contiguous inner run");
+    // [scl patch] The dense destination holds run `k` at `k * len`: parallel
+    // over whole runs (or, for a single run, over its elements) for large
+    // tensors; each run as before.
+    let runs = nest.runs();
+    let numel = runs * len;
+    crate::ops::par::for_chunks_mut(
+        &mut dst[..numel],
+        if runs == 1 { 1 } else { len },
+        |start, chunk| {
+            if runs == 1 {
+                let rb = (nest.rhs_offset as isize + start as isize * r_st) as usize;
+                apply_run(chunk, src, rb, r_st, &op);
+            } else {
+                let mut o = 0;
+                nest.for_each_run_from(start / len, chunk.len() / len, |_, rb| {
+                    apply_run(&mut chunk[o..o + len], src, rb, r_st, &op);
+                    o += len;
+                });
+            }
+        },
+    );
+}
+
+/// [scl patch] One run of [`zip_apply_inplace`]: `dst[i] = op(dst[i], src[rb + i*r_st])`,
+/// specialised on the source stride (contiguous, broadcast scalar, general).
+#[inline(always)]
+fn apply_run<D: Copy, S: Copy>(
+    dst: &mut [D],
+    src: &[S],
+    rb: usize,
+    r_st: isize,
+    op: &impl Fn(D, S) -> D,
+) {
+    let len = dst.len();
     match r_st {
-        1 => nest.for_each_run(|lb, rb| {
-            for (d, &s) in dst[lb..lb + len].iter_mut().zip(&src[rb..rb + len]) {
+        1 => {
+            for (d, &s) in dst.iter_mut().zip(&src[rb..rb + len]) {
                 *d = op(*d, s);
             }
-        }),
-        0 => nest.for_each_run(|lb, rb| {
+        }
+        0 => {
             let s = src[rb];
-            for d in dst[lb..lb + len].iter_mut() {
+            for d in dst.iter_mut() {
                 *d = op(*d, s);
             }
-        }),
-        _ => nest.for_each_run(|lb, rb| {
-            for (i, d) in dst[lb..lb + len].iter_mut().enumerate() {
-                *d = op(*d, src[rb + i * r_st as usize]);
+        }
+        _ => {
+            for (i, d) in dst.iter_mut().enumerate() {
+                *d = op(*d, src[(rb as isize + i as isize * r_st) as usize]);
             }
-        }),
+        }
     }
 }
 

@@ -113,6 +113,8 @@ pub mod interpolate;
 pub mod mask;
 pub mod matmul;
 mod module;
+// [scl patch] parallel elementwise passes.
+pub(crate) mod par;
 pub mod pool;
 mod qtensor;
 pub mod reduce;
