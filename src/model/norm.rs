@@ -155,12 +155,21 @@ impl BatchNorm {
         let per = b / groups;
         let n = (per * h * w) as f64;
         let xg = x.reshape([groups, per, c, h * w]);
-        // Statistics per group and channel: [G, 1, C, 1].
-        let mean = xg.clone().mean_dim(3).mean_dim(1);
-        let centered = xg - mean.clone();
-        let var = centered.clone().square().mean_dim(3).mean_dim(1);
-        let y = centered * (var.clone() + self.epsilon).sqrt().recip();
-        let y = y.reshape([b, c, h, w]) * gamma + beta;
+        // Statistics per group and channel: [G, 1, C, 1], as sums scaled on the small tensor (a
+        // `mean_dim`'s backward writes the full-size gradient three times, a `sum_dim`'s twice).
+        let mean = xg.clone().sum_dim(3).sum_dim(1) / n;
+        let held = mean.clone().detach();
+        let centered = xg - held.clone();
+        let var = centered.clone().square().sum_dim(3).sum_dim(1) / n;
+        // y = (x - mean) * gamma / sqrt(var + eps) + beta, arranged so that the full-size
+        // tensors meet only the small per-channel `scale` and `shift`: `centered` holds the
+        // mean off the tape, and `held - mean` (exactly zero) carries the mean's gradient
+        // (-scale per element) on the small tensor instead of through a full-size subtraction.
+        // The variance's own dependence on the mean has zero gradient (the centred values sum to
+        // zero), so the gradient is PyTorch's; the values are the same up to rounding.
+        let scale = (var.clone() + self.epsilon).sqrt().recip() * gamma.reshape([1, 1, c, 1]);
+        let shift = beta.reshape([1, 1, c, 1]) + (held - mean.clone()) * scale.clone();
+        let y = (centered * scale + shift).reshape([b, c, h, w]);
 
         // Running statistics: one PyTorch update per group, with the unbiased variance,
         // computed off the autodiff tape (`network::off_tape`).

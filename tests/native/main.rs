@@ -14,6 +14,7 @@ mod init;
 mod losses;
 mod metrics;
 mod network;
+mod norm;
 mod overfit;
 mod pretrained;
 mod trainer;
