@@ -81,25 +81,18 @@ fn training_forward_backward_and_running_stats_match_the_formulas() {
         }
     }
     for ch in 0..c {
-        assert!(
-            (dgamma[ch] as f64 - eg[ch]).abs() < 1e-3,
-            "dgamma {dgamma:?} vs {eg:?}"
-        );
-        assert!(
-            (dbeta[ch] as f64 - eb[ch]).abs() < 1e-3,
-            "dbeta {dbeta:?} vs {eb:?}"
-        );
+        close(dgamma[ch], eg[ch], 1e-3, "dgamma");
+        close(dbeta[ch], eb[ch], 1e-3, "dbeta");
     }
     let got_rm = to_vec(bn.running_mean.value_sync());
     let got_rv = to_vec(bn.running_var.value_sync());
     for ch in 0..c {
-        assert!(
-            (got_rm[ch] as f64 - rm[ch]).abs() < 1e-5,
-            "running mean {got_rm:?} vs {rm:?}"
-        );
-        assert!(
-            (got_rv[ch] as f64 - rv[ch]).abs() < 1e-4,
-            "running var {got_rv:?} vs {rv:?}"
-        );
+        close(got_rm[ch], rm[ch], 1e-5, "running mean");
+        close(got_rv[ch], rv[ch], 1e-4, "running var");
     }
+}
+
+/// Asserts `|got - want| < tol` for one channel's value.
+fn close(got: f32, want: f64, tol: f64, what: &str) {
+    assert!((got as f64 - want).abs() < tol, "{what}: {got} vs {want}");
 }

@@ -92,6 +92,36 @@ impl ZipNest {
         self.shape[..self.ndim - 1].iter().product()
     }
 
+    /// [scl patch] The unit a parallel caller splits the output by: whole
+    /// runs, or single elements when the nest is one run.
+    pub fn split_unit(&self) -> usize {
+        if self.runs() == 1 { 1 } else { self.inner().0 }
+    }
+
+    /// [scl patch] Calls `f(lhs_base, rhs_base, at, len)` for the output
+    /// elements `start..start + n` (whole runs, or any range of a single
+    /// run: see [`Self::split_unit`]), `at` being the span's offset from
+    /// `start` and `len` its length.
+    pub fn for_each_span(
+        &self,
+        start: usize,
+        n: usize,
+        mut f: impl FnMut(usize, usize, usize, usize),
+    ) {
+        let (len, l_st, r_st) = self.inner();
+        if self.runs() == 1 {
+            let lb = (self.lhs_offset as isize + start as isize * l_st) as usize;
+            let rb = (self.rhs_offset as isize + start as isize * r_st) as usize;
+            f(lb, rb, 0, n);
+            return;
+        }
+        let mut at = 0;
+        self.for_each_run_from(start / len, n / len, |lb, rb| {
+            f(lb, rb, at, len);
+            at += len;
+        });
+    }
+
     /// [scl patch] [`Self::for_each_run`] for the `count` runs from run
     /// `first` (in row-major order), so that a parallel caller can hand
     /// each thread its own range of runs.
@@ -233,20 +263,11 @@ where
 
     // [scl patch] Parallel over whole runs (or, for a single run, over
     // its elements) for large outputs; each run as before.
-    let (len, l_st, r_st) = nest.inner();
-    let runs = nest.runs();
-    let out = crate::ops::par::build(numel, if runs == 1 { 1 } else { len }, |start, out| {
-        if runs == 1 {
-            let lb = (nest.lhs_offset as isize + start as isize * l_st) as usize;
-            let rb = (nest.rhs_offset as isize + start as isize * r_st) as usize;
-            map_run(out, lhs, lb, l_st, rhs, rb, r_st, &op);
-        } else {
-            let mut o = 0;
-            nest.for_each_run_from(start / len, out.len() / len, |lb, rb| {
-                map_run(&mut out[o..o + len], lhs, lb, l_st, rhs, rb, r_st, &op);
-                o += len;
-            });
-        }
+    let (_, l_st, r_st) = nest.inner();
+    let out = crate::ops::par::build(numel, nest.split_unit(), |start, out| {
+        nest.for_each_span(start, out.len(), |lb, rb, at, n| {
+            map_run(&mut out[at..at + n], lhs, lb, l_st, rhs, rb, r_st, &op);
+        });
     });
     Some(out)
 }
@@ -340,24 +361,12 @@ where
     // [scl patch] The dense destination holds run `k` at `k * len`: parallel
     // over whole runs (or, for a single run, over its elements) for large
     // tensors; each run as before.
-    let runs = nest.runs();
-    let numel = runs * len;
-    crate::ops::par::for_chunks_mut(
-        &mut dst[..numel],
-        if runs == 1 { 1 } else { len },
-        |start, chunk| {
-            if runs == 1 {
-                let rb = (nest.rhs_offset as isize + start as isize * r_st) as usize;
-                apply_run(chunk, src, rb, r_st, &op);
-            } else {
-                let mut o = 0;
-                nest.for_each_run_from(start / len, chunk.len() / len, |_, rb| {
-                    apply_run(&mut chunk[o..o + len], src, rb, r_st, &op);
-                    o += len;
-                });
-            }
-        },
-    );
+    let numel = nest.runs() * len;
+    crate::ops::par::for_chunks_mut(&mut dst[..numel], nest.split_unit(), |start, chunk| {
+        nest.for_each_span(start, chunk.len(), |_, rb, at, n| {
+            apply_run(&mut chunk[at..at + n], src, rb, r_st, &op);
+        });
+    });
 }
 
 /// [scl patch] One run of [`zip_apply_inplace`]: `dst[i] = op(dst[i], src[rb + i*r_st])`,

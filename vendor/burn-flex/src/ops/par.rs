@@ -17,14 +17,19 @@ use core::mem::MaybeUninit;
 pub(crate) const PAR_MIN: usize = 1 << 16;
 
 /// Chunks to cut `n` elements into: one per pool thread, none smaller than half of `PAR_MIN`.
+/// (Flex's `ops::PARALLEL_THRESHOLD`, 256 Ki elements, gates its per-row loops; an elementwise
+/// pass has no per-row work to amortise, hence the lower bound here.)
+#[cfg(feature = "rayon")]
 fn pieces(n: usize) -> usize {
-    #[cfg(feature = "rayon")]
-    {
-        if n >= PAR_MIN {
-            return rayon::current_num_threads().min(n / (PAR_MIN / 2)).max(1);
-        }
+    if n < PAR_MIN {
+        return 1;
     }
-    let _ = n;
+    rayon::current_num_threads().min(n / (PAR_MIN / 2)).max(1)
+}
+
+/// Without `rayon` every pass stays on the calling thread.
+#[cfg(not(feature = "rayon"))]
+fn pieces(_n: usize) -> usize {
     1
 }
 
