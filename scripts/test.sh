@@ -11,7 +11,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 source scripts/tools.sh
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's header says the minutes and seconds since the start, so that a CI log shows
+# where its time went.
+t0=$SECONDS
+step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t0) % 60)) "$*"; }
 summary=()
 done_step() { summary+=("$1"); }
 trap 'printf "\n==> FAILED after: %s\n" "${summary[*]:-nothing}"' ERR
@@ -83,4 +86,5 @@ for f in package.json scl.js scl.d.ts scl_bg.wasm; do [ -f "pkg/$f" ] || { echo 
 grep -q "segment(bytes: Uint8Array" pkg/scl.d.ts || { echo "pkg/scl.d.ts does not declare Engine.segment"; exit 1; }
 done_step "pkg/ built"
 
+step "done"
 printf '\n==> all tests passed: %s\n' "$(IFS=';'; echo "${summary[*]}")"

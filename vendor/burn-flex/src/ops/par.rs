@@ -36,6 +36,10 @@ fn pieces(_n: usize) -> usize {
 /// Calls `f(start, chunk)` over consecutive chunks of `dst` (`start` is the chunk's first index),
 /// in parallel for large slices. Chunk lengths are multiples of `unit` (except the last), so
 /// that a caller whose work comes in rows of `unit` elements never splits a row.
+///
+/// Only this thin wrapper is generic: the fan-out itself is [`run_ranges`], compiled once.
+/// (Generic over the closure, rayon's splitting machinery was instantiated for every op and
+/// dtype, and it multiplied Flex's release build time by seven.)
 pub(crate) fn for_chunks_mut<T, F>(dst: &mut [T], unit: usize, f: F)
 where
     T: Send,
@@ -48,21 +52,51 @@ where
         f(0, dst);
         return;
     }
-    // Whole units per chunk, and at least 16 elements (one cache line of f32) when units are
-    // small. (Without `rayon`, `pieces` is 1 and the pass ran above.)
-    #[cfg(feature = "rayon")]
-    {
-        use rayon::prelude::*;
-        let per = n.div_ceil(unit).div_ceil(p) * unit;
-        let per = if unit == 1 {
-            per.next_multiple_of(16)
-        } else {
-            per
-        };
-        dst.par_chunks_mut(per)
-            .enumerate()
-            .for_each(|(i, chunk)| f(i * per, chunk));
+    let base = SendPtr(dst.as_mut_ptr());
+    run_ranges(n, unit, p, &|start, end| {
+        // SAFETY: `run_ranges` hands out disjoint ranges inside `0..n`, and `dst` (of length
+        // `n`) stays mutably borrowed for the whole call, so each chunk is an exclusive view.
+        let chunk = unsafe { core::slice::from_raw_parts_mut(base.get().add(start), end - start) };
+        f(start, chunk);
+    });
+}
+
+/// A raw pointer that may cross to the pool's threads (each uses a disjoint range of it).
+struct SendPtr<T>(*mut T);
+
+impl<T> SendPtr<T> {
+    /// The pointer (a method, so that closures capture the `Sync` wrapper, not the field).
+    fn get(&self) -> *mut T {
+        self.0
     }
+}
+
+// SAFETY: `for_chunks_mut` only dereferences the pointer in disjoint ranges of a `&mut [T]`
+// with `T: Send`.
+unsafe impl<T: Send> Send for SendPtr<T> {}
+unsafe impl<T: Send> Sync for SendPtr<T> {}
+
+/// Calls `f(start, end)` on `p` consecutive ranges covering `0..n` on rayon's threads. Range
+/// lengths are multiples of `unit` (except the last), and at least 16 elements (one cache line
+/// of f32) when units are small.
+#[cfg(feature = "rayon")]
+fn run_ranges(n: usize, unit: usize, p: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    use rayon::prelude::*;
+    let per = n.div_ceil(unit).div_ceil(p) * unit;
+    let per = if unit == 1 {
+        per.next_multiple_of(16)
+    } else {
+        per
+    };
+    (0..n.div_ceil(per))
+        .into_par_iter()
+        .for_each(|i| f(i * per, ((i + 1) * per).min(n)));
+}
+
+/// Without `rayon`, `pieces` is 1 and `for_chunks_mut` never gets here.
+#[cfg(not(feature = "rayon"))]
+fn run_ranges(n: usize, _unit: usize, _p: usize, f: &(dyn Fn(usize, usize) + Sync)) {
+    f(0, n);
 }
 
 /// A vector of `n` elements whose every element is written by `f(start, chunk)` over the chunks
