@@ -17,6 +17,7 @@ mod network;
 mod norm;
 mod overfit;
 mod pretrained;
+mod reduce;
 mod trainer;
 mod upsample;
 mod weights;

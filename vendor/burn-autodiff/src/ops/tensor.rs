@@ -2587,11 +2587,9 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
                     let shape = ops.state;
                     let val = 1_f64 / shape.num_elements() as f64;
-                    let ones = B::float_ones(shape, &grad.device(), grad.dtype().into());
-                    let val = B::float_mul_scalar(ones, val.into());
-
-                    let grad = unsqueeze_like::<B>(grad, val.shape());
-                    B::float_mul(val, grad)
+                    // [scl patch] the scaled gradient broadcast as a view (see `SumDim`).
+                    let grad = unsqueeze_like::<B>(grad, shape.clone());
+                    B::float_expand(B::float_mul_scalar(grad, val.into()), shape)
                 });
             }
         }
@@ -2622,10 +2620,9 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
                 _checkpointer: &mut Checkpointer,
             ) {
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    let val = B::float_ones(ops.state, &grad.device(), grad.dtype().into());
-
-                    let grad = unsqueeze_like::<B>(grad, val.shape());
-                    B::float_mul(val, grad)
+                    // [scl patch] the gradient broadcast as a view (see `SumDim`).
+                    let grad = unsqueeze_like::<B>(grad, ops.state.clone());
+                    B::float_expand(grad, ops.state)
                 });
             }
         }
@@ -2655,11 +2652,9 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
 
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
                     let val = 1_f64 / shape[dim] as f64;
-                    let ones = B::float_ones(shape, &grad.device(), grad.dtype().into());
-                    let val = B::float_mul_scalar(ones, val.into());
-
-                    let grad = B::float_sum_dim(grad, dim);
-                    B::float_mul(val, grad)
+                    // [scl patch] the scaled gradient (size 1 along `dim`) broadcast as a
+                    // view (see `SumDim`).
+                    B::float_expand(B::float_mul_scalar(grad, val.into()), shape)
                 });
             }
         }
@@ -2690,13 +2685,15 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
                 grads: &mut Gradients,
                 _checkpointer: &mut Checkpointer,
             ) {
-                let (shape, dim) = ops.state;
+                let (shape, _dim) = ops.state;
 
+                // [scl patch] The gradient (size 1 along `dim`) broadcast to the input's shape
+                // as a view, instead of `ones(shape) * sum_dim(grad, dim)`: that filled a
+                // full-size tensor of ones and multiplied it, two full-size passes and an
+                // allocation, to produce the same values (the `sum_dim` of a size-1 dim was a
+                // copy). Consumers read the view through broadcast strides.
                 unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    let ones = B::float_ones(shape, &grad.device(), grad.dtype().into());
-                    let grad = B::float_sum_dim(grad, dim);
-
-                    B::float_mul(ones, grad)
+                    B::float_expand(grad, shape)
                 });
             }
         }

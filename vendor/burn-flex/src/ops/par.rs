@@ -27,6 +27,18 @@ fn pieces(n: usize) -> usize {
     rayon::current_num_threads().min(n / (PAR_MIN / 2)).max(1)
 }
 
+/// The pool's thread count (1 without `rayon`).
+pub(crate) fn threads() -> usize {
+    #[cfg(feature = "rayon")]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(not(feature = "rayon"))]
+    {
+        1
+    }
+}
+
 /// Without `rayon` every pass stays on the calling thread.
 #[cfg(not(feature = "rayon"))]
 fn pieces(_n: usize) -> usize {
@@ -35,19 +47,32 @@ fn pieces(_n: usize) -> usize {
 
 /// Calls `f(start, chunk)` over consecutive chunks of `dst` (`start` is the chunk's first index),
 /// in parallel for large slices. Chunk lengths are multiples of `unit` (except the last), so
-/// that a caller whose work comes in rows of `unit` elements never splits a row.
+/// that a caller whose work comes in rows of `unit` elements never splits a row; with `unit`
+/// 1, multiples of 16 elements (one cache line of f32).
+pub(crate) fn for_chunks_mut<T, F>(dst: &mut [T], unit: usize, f: F)
+where
+    T: Send,
+    F: Fn(usize, &mut [T]) + Sync,
+{
+    let unit = if unit <= 1 { 16 } else { unit };
+    for_chunks_mut_work(dst, unit, dst.len(), f);
+}
+
+/// [`for_chunks_mut`] for a pass whose cost is `work` element operations rather than
+/// `dst.len()` (a reduction: few outputs, each summing many inputs), so that it goes parallel
+/// when `work` is large. Chunk lengths are multiples of `unit` (except the last).
 ///
 /// Only this thin wrapper is generic: the fan-out itself is [`run_ranges`], compiled once.
 /// (Generic over the closure, rayon's splitting machinery was instantiated for every op and
 /// dtype, and it multiplied Flex's release build time by seven.)
-pub(crate) fn for_chunks_mut<T, F>(dst: &mut [T], unit: usize, f: F)
+pub(crate) fn for_chunks_mut_work<T, F>(dst: &mut [T], unit: usize, work: usize, f: F)
 where
     T: Send,
     F: Fn(usize, &mut [T]) + Sync,
 {
     let n = dst.len();
     let unit = unit.max(1);
-    let p = pieces(n).min(n.div_ceil(unit));
+    let p = pieces(work).min(n.div_ceil(unit));
     if p <= 1 {
         f(0, dst);
         return;
@@ -76,18 +101,12 @@ impl<T> SendPtr<T> {
 unsafe impl<T: Send> Send for SendPtr<T> {}
 unsafe impl<T: Send> Sync for SendPtr<T> {}
 
-/// Calls `f(start, end)` on `p` consecutive ranges covering `0..n` on rayon's threads. Range
-/// lengths are multiples of `unit` (except the last), and at least 16 elements (one cache line
-/// of f32) when units are small.
+/// Calls `f(start, end)` on at most `p` consecutive ranges covering `0..n` on rayon's threads.
+/// Range lengths are multiples of `unit` (except the last).
 #[cfg(feature = "rayon")]
 fn run_ranges(n: usize, unit: usize, p: usize, f: &(dyn Fn(usize, usize) + Sync)) {
     use rayon::prelude::*;
     let per = n.div_ceil(unit).div_ceil(p) * unit;
-    let per = if unit == 1 {
-        per.next_multiple_of(16)
-    } else {
-        per
-    };
     (0..n.div_ceil(per))
         .into_par_iter()
         .for_each(|i| f(i * per, ((i + 1) * per).min(n)));

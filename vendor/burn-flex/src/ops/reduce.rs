@@ -14,7 +14,7 @@ use num_traits::Float;
 use crate::strided_index::StridedIter;
 use crate::{FlexTensor, Layout};
 
-use super::{INDEX_DTYPE, float_storage_as_f32};
+use super::{INDEX_DTYPE, float_storage_as_f32, par};
 
 /// Assert that a dimension size fits in `isize`, which is required for index-producing
 /// operations (argmax, argmin, *_with_indices) that store dimension indices as `isize`.
@@ -1060,6 +1060,45 @@ fn reduce_dim_f32(tensor: &FlexTensor, dim: usize, op: ReduceOp) -> FlexTensor {
     )
 }
 
+/// [scl patch] `kernels::scatter_add_batched` (`dst[b][c] += src[b * batch_stride + r *
+/// row_stride + c]` over rows `r`) on every pool thread when the input is large: by whole
+/// batches when there are at least as many as threads, else each batch by column ranges
+/// (multiples of 16, so SIMD lanes and cache lines stay whole). Every output still adds its rows
+/// in the same order as the serial kernel, so the sums are bit-identical.
+#[cfg(feature = "simd")]
+fn scatter_add_batched_par(
+    src: &[f32],
+    dst: &mut [f32],
+    batches: usize,
+    rows: usize,
+    row_len: usize,
+    batch_stride: usize,
+    row_stride: usize,
+) {
+    if batches >= par::threads() {
+        let work = batches * rows * row_len;
+        par::for_chunks_mut_work(dst, row_len, work, |o0, out| {
+            let b0 = o0 / row_len;
+            kernels::scatter_add_batched(
+                &src[b0 * batch_stride..],
+                out,
+                out.len() / row_len,
+                rows,
+                row_len,
+                batch_stride,
+                row_stride,
+            );
+        });
+        return;
+    }
+    for (b, out) in dst.chunks_mut(row_len).enumerate() {
+        let src = &src[b * batch_stride..];
+        par::for_chunks_mut_work(out, 16, rows * row_len, |c0, cols| {
+            kernels::scatter_add_f32(&src[c0..], cols, rows, cols.len(), row_stride);
+        });
+    }
+}
+
 /// Reduce middle dimension (e.g., [B, M, K] reducing dim=1) with cache-friendly iteration.
 /// For each batch, iterate over rows (dim to reduce) sequentially and accumulate into columns.
 #[inline]
@@ -1078,7 +1117,8 @@ fn reduce_middle_dim_f32(
     {
         // Use aligned allocation for optimal SIMD scatter-add
         let mut result = aligned::alloc_aligned_zeroed::<f32>(out_size);
-        kernels::scatter_add_batched(
+        // [scl patch] on every pool thread for large inputs.
+        scatter_add_batched_par(
             &data[start_offset..],
             &mut result,
             outer_size,
@@ -1124,11 +1164,14 @@ fn reduce_first_dim_f32(
     {
         // Use aligned allocation for optimal SIMD scatter-add
         let mut result = aligned::alloc_aligned_zeroed::<f32>(inner_size);
-        kernels::scatter_add_f32(
+        // [scl patch] on every pool thread for large inputs (one batch of rows).
+        scatter_add_batched_par(
             &data[start_offset..],
             &mut result,
+            1,
             dim_size,
             inner_size,
+            0,
             dim_stride as usize,
         );
         aligned::to_vec(result)
@@ -1169,7 +1212,12 @@ fn reduce_last_dim_f32(
     #[cfg(feature = "simd")]
     if matches!(op, ReduceOp::Sum) && outer_stride == dim_size as isize {
         let mut result = vec![0.0f32; rows];
-        kernels::sum_rows_f32(&data[start_offset..], &mut result, rows, dim_size);
+        // [scl patch] rows split across the pool's threads for large inputs (each row's sum
+        // is the serial kernel's: bit-identical).
+        let src = &data[start_offset..];
+        par::for_chunks_mut_work(&mut result, 1, rows * dim_size, |r0, out| {
+            kernels::sum_rows_f32(&src[r0 * dim_size..], out, out.len(), dim_size)
+        });
         return result;
     }
 
