@@ -38,9 +38,10 @@ esac
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 SCL_B="${SCL_BIN_B:-}"
-# Prints "forward_ms iteration_s" of one `scl bench` run of binary $1.
+# Prints "forward_ms iteration_s" of one `scl bench` run of binary $1 (nothing if it failed: it
+# runs in a subshell, so the caller checks what it read).
 scl_round() {
-    "$1" bench --preset "$PRESET" --iters 3 >"$out/scl" 2>&1 || { cat "$out/scl" >&2; exit 1; }
+    "$1" bench --preset "$PRESET" --iters 3 >"$out/scl" 2>&1 || { cat "$out/scl" >&2; return 1; }
     echo "$(grep -oP 'two-stage forward .*?median \K[0-9.]+' "$out/scl") $(grep -oP 'training iteration .*?median \K[0-9.]+' "$out/scl")"
 }
 for r in $(seq 1 "$ROUNDS"); do

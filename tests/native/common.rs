@@ -94,6 +94,15 @@ pub fn deterministic<M: Module>(m: M, seed: u32) -> M {
     })
 }
 
+/// A deterministic value in [-1, 1) for index `i` of the stream `seed` (a splitmix-style hash).
+pub fn noise(i: usize, seed: u64) -> f64 {
+    let mut s = (i as u64 + 1).wrapping_mul(6_364_136_223_846_793_005) ^ seed;
+    s ^= s >> 29;
+    s = s.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    s ^= s >> 32;
+    (s % 20_000) as f64 / 10_000.0 - 1.0
+}
+
 pub fn assert_close(actual: f64, expected: f64, tol: f64, what: &str) {
     assert!(
         (actual - expected).abs() <= tol,

@@ -6,16 +6,7 @@ use burn::module::Param;
 use burn::prelude::*;
 use scl::model::norm::BatchNorm;
 
-use crate::common::{dev, tensor4, to_vec};
-
-/// A deterministic value in [-1, 1).
-fn noise(i: usize, seed: u64) -> f64 {
-    let mut s = (i as u64 + 1).wrapping_mul(6_364_136_223_846_793_005) ^ seed;
-    s ^= s >> 29;
-    s = s.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    s ^= s >> 32;
-    (s % 20_000) as f64 / 10_000.0 - 1.0
-}
+use crate::common::{dev, noise, tensor4, to_vec};
 
 #[test]
 fn training_forward_backward_and_running_stats_match_the_formulas() {

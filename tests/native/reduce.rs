@@ -6,13 +6,11 @@
 
 use burn::prelude::*;
 
-use crate::common::{dev, tensor4, to_vec};
+use crate::common::{dev, noise, tensor4, to_vec};
 
-/// A deterministic value in [-1, 1), with an offset per index so that sums do not cancel.
+/// A deterministic value in [-0.75, 1.25): offset so that sums do not cancel.
 fn value(i: usize) -> f64 {
-    let mut s = (i as u64 + 7).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    s ^= s >> 31;
-    (s % 20_000) as f64 / 10_000.0 - 1.0 + 0.25
+    noise(i, 3) + 0.25
 }
 
 /// `x` of `shape` (row-major) summed over `dim` in f64, as a flat row-major vector.

@@ -2677,7 +2677,7 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
         struct SumDim;
 
         impl<B: Backend> Backward<B, 1> for SumDim {
-            type State = (Shape, usize);
+            type State = Shape;
 
             fn backward(
                 self,
@@ -2685,7 +2685,7 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
                 grads: &mut Gradients,
                 _checkpointer: &mut Checkpointer,
             ) {
-                let (shape, _dim) = ops.state;
+                let shape = ops.state;
 
                 // [scl patch] The gradient (size 1 along `dim`) broadcast to the input's shape
                 // as a view, instead of `ones(shape) * sum_dim(grad, dim)`: that filled a
@@ -2704,7 +2704,7 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
             .stateful()
         {
             OpsKind::Tracked(prep) => prep.finish(
-                (tensor.primitive.shape(), dim),
+                tensor.primitive.shape(),
                 B::float_sum_dim(tensor.primitive, dim),
             ),
             OpsKind::UnTracked(prep) => prep.finish(B::float_sum_dim(tensor.primitive, dim)),

@@ -16,15 +16,15 @@ use core::mem::MaybeUninit;
 /// of microseconds, the order of a rayon fan-out and join.
 pub(crate) const PAR_MIN: usize = 1 << 16;
 
-/// Chunks to cut `n` elements into: one per pool thread, none smaller than half of `PAR_MIN`.
-/// (Flex's `ops::PARALLEL_THRESHOLD`, 256 Ki elements, gates its per-row loops; an elementwise
-/// pass has no per-row work to amortise, hence the lower bound here.)
-#[cfg(feature = "rayon")]
+/// Chunks to cut `n` elements into: one per pool thread, none smaller than half of `PAR_MIN`
+/// (so always 1 without `rayon`). (Flex's `ops::PARALLEL_THRESHOLD`, 256 Ki elements, gates its
+/// per-row loops; an elementwise pass has no per-row work to amortise, hence the lower bound
+/// here.)
 fn pieces(n: usize) -> usize {
     if n < PAR_MIN {
         return 1;
     }
-    rayon::current_num_threads().min(n / (PAR_MIN / 2)).max(1)
+    threads().min(n / (PAR_MIN / 2)).max(1)
 }
 
 /// The pool's thread count (1 without `rayon`).
@@ -37,12 +37,6 @@ pub(crate) fn threads() -> usize {
     {
         1
     }
-}
-
-/// Without `rayon` every pass stays on the calling thread.
-#[cfg(not(feature = "rayon"))]
-fn pieces(_n: usize) -> usize {
-    1
 }
 
 /// Calls `f(start, chunk)` over consecutive chunks of `dst` (`start` is the chunk's first index),
