@@ -35,26 +35,34 @@ impl Backend {
 }
 
 /// Initialises `backend` natively. wgpu initialisation fails with a clear error when there is
-/// no adapter (no GPU and no software Vulkan driver such as Mesa's lavapipe).
+/// no adapter (no GPU and no software Vulkan driver such as Mesa's lavapipe), or when this
+/// build was made without the `gpu` feature.
 #[cfg(not(target_family = "wasm"))]
 pub fn init(backend: Backend) -> Result<Device, Error> {
     match backend {
         Backend::Flex => Ok(Device::flex()),
+        #[cfg(feature = "gpu")]
         Backend::Wgpu => Device::wgpu_options().init().map_err(|e| {
             Error::Config(format!(
                 "no wgpu adapter could be initialised ({e}); install a GPU driver or Mesa's \
                  software Vulkan (Debian: mesa-vulkan-drivers), or use --device flex"
             ))
         }),
+        #[cfg(not(feature = "gpu"))]
+        Backend::Wgpu => Err(Error::Config(
+            "this scl was built without the GPU backend: rebuild it with \
+             `cargo build --release --features gpu`, or use --device flex"
+                .into(),
+        )),
     }
 }
 
 /// Initialises `backend` in the browser (WebGPU must be initialised asynchronously, once per
-/// page).
+/// page); natively the same as [`init`].
 pub async fn init_async(backend: Backend) -> Result<Device, Error> {
     match backend {
         Backend::Flex => Ok(Device::flex()),
-        #[cfg(not(all(target_family = "wasm", target_feature = "atomics")))]
+        #[cfg(all(target_family = "wasm", not(target_feature = "atomics")))]
         Backend::Wgpu => Device::wgpu_options()
             .init_async()
             .await
@@ -63,5 +71,7 @@ pub async fn init_async(backend: Backend) -> Result<Device, Error> {
         Backend::Wgpu => Err(Error::Config(
             "this build of the page has no WebGPU (it is the multi-threaded CPU build)".into(),
         )),
+        #[cfg(not(target_family = "wasm"))]
+        Backend::Wgpu => init(Backend::Wgpu),
     }
 }
