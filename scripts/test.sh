@@ -18,6 +18,13 @@ step() { printf '\n==> [%dm%02ds] %s\n' $(((SECONDS - t0) / 60)) $(((SECONDS - t
 summary=()
 done_step() { summary+=("$1"); }
 trap 'printf "\n==> FAILED after: %s\n" "${summary[*]:-nothing}"' ERR
+# `only_backend LOG WANT OTHER`: each browser test logs "backend under test: NAME"; a run must
+# have logged WANT and never OTHER. (Checked here rather than in the tests: a build-time
+# variable would make the WebGPU and Flex runs two thin-LTO builds of the test binary.)
+only_backend() {
+    grep -q "backend under test: $2" "$1" && ! grep -q "backend under test: $3" "$1" \
+        || { echo "$1: the run did not use only $2"; exit 1; }
+}
 
 step "tools"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -41,13 +48,6 @@ cargo test --all-targets 2>&1 | tee /tmp/scl-native-tests.log
 done_step "native: $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-native-tests.log | awk '{s += $4} END {print s}') passed"
 
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
-# Each browser test logs "backend under test: NAME"; a run must have logged WANT and never
-# OTHER. (Checked here rather than in the tests: a build-time variable would make the WebGPU
-# and Flex runs two builds of the test binary, ~15 minutes each.)
-only_backend() {
-    grep -q "backend under test: $2" "$1" && ! grep -q "backend under test: $3" "$1" \
-        || { echo "$1: the run did not use only $2"; exit 1; }
-}
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
 
 step "browser tests with WebGPU (SwiftShader, --enable-unsafe-webgpu): wasm-pack test --release --headless --chrome"
