@@ -25,6 +25,8 @@ only_backend() {
     grep -q "backend under test: $2" "$1" && ! grep -q "backend under test: $3" "$1" \
         || { echo "$1: the run did not use only $2"; exit 1; }
 }
+# `passed LOG`: how many tests the cargo test runs in LOG passed, summed over its binaries.
+passed() { grep -Eo 'test result: ok\. [0-9]+ passed' "$1" | awk '{s += $4} END {print s}'; }
 
 step "tools"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
@@ -45,7 +47,7 @@ done_step clippy
 
 step "native tests (Flex CPU backend, synthetic data)"
 cargo test --all-targets 2>&1 | tee /tmp/scl-native-tests.log
-done_step "native: $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-native-tests.log | awk '{s += $4} END {print s}') passed"
+done_step "native: $(passed /tmp/scl-native-tests.log) passed"
 
 export CHROMEDRIVER="${CHROMEDRIVER:-/usr/bin/chromedriver}"
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-900}"
@@ -62,13 +64,13 @@ PY
 wasm-pack test --release --headless --chrome -- --test web -- --nocapture 2>&1 | tee /tmp/scl-web-gpu.log
 cp /tmp/scl-webdriver.json webdriver.json
 only_backend /tmp/scl-web-gpu.log webgpu flex
-done_step "browser (WebGPU): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-gpu.log | awk '{print $4}') passed"
+done_step "browser (WebGPU): $(passed /tmp/scl-web-gpu.log) passed"
 
 step "browser tests without WebGPU (Flex fallback): cargo test --release --target wasm32-unknown-unknown"
 CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo test --release --target wasm32-unknown-unknown --test web -- --nocapture 2>&1 | tee /tmp/scl-web-cpu.log
 only_backend /tmp/scl-web-cpu.log flex webgpu
-done_step "browser (Flex): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-cpu.log | awk '{print $4}') passed"
+done_step "browser (Flex): $(passed /tmp/scl-web-cpu.log) passed"
 
 step "browser tests on the multi-threaded build (Flex on two Web Workers; nightly, -Z build-std)"
 ensure_nightly
@@ -76,7 +78,7 @@ CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUNNER=wasm-bindgen-test-runner \
     cargo_threads test --test web -- --nocapture 2>&1 | tee /tmp/scl-web-mt.log
 grep -q "threads under test: 2" /tmp/scl-web-mt.log || { echo "the threaded run did not start two threads"; exit 1; }
 only_backend /tmp/scl-web-mt.log flex webgpu
-done_step "browser (Flex, 2 threads): $(grep -Eo 'test result: ok\. [0-9]+ passed' /tmp/scl-web-mt.log | awk '{print $4}') passed"
+done_step "browser (Flex, 2 threads): $(passed /tmp/scl-web-mt.log) passed"
 
 step "page: build dist/ and run the page tests (playwright-core + Chromium)"
 # Without wasm-opt: binaryen under node takes ~8 minutes per module (two modules), and the tests
