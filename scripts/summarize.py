@@ -5,8 +5,8 @@
 
 Prints, in Markdown:
   * one row per checkpoint (mean ± std over images, %), named after its run folder;
-  * one row per method (run name without its `-s<seed>` suffix): the mean over seeds of the
-    per-run mean Dice, and each seed's value;
+  * one row per method (run name without its `-s<seed>` suffix): the mean and the sample
+    standard deviation over seeds of the per-run mean Dice, and each seed's value;
   * for each --pair A:B, the paired per-image Dice difference A - B over the same validation
     images, seed by seed and pooled, with a 95% bootstrap interval (10 000 resamples of images,
     fixed seed) and how many images A segments better. Seeds are matched by their suffix.
@@ -23,8 +23,18 @@ METRICS = ["dice", "iou", "accuracy", "recall", "specificity"]
 
 
 def run_name(weights):
+    """`runs/mt-s2/best.bpk` -> `mt-s2`; another file of a run folder, e.g. the mean teacher's
+    `runs/mt-s2/best-teacher.bpk` -> `mt-teacher-s2` (its own method, same seed); any other
+    file -> its stem."""
     p = Path(weights)
-    return p.parent.name if p.name in ("best.bpk", "last.bpk") else p.stem
+    if p.name in ("best.bpk", "last.bpk"):
+        return p.parent.name
+    m = re.fullmatch(r"(?:best|last)-(.+)", p.stem)
+    if m:
+        method, seed = split_seed(p.parent.name)
+        if seed is not None:
+            return f"{method}-{m.group(1)}-s{seed}"
+    return p.stem
 
 
 def split_seed(name):
@@ -78,12 +88,17 @@ def main(argv):
         cells = [f"{100 * s[m]['mean']:.2f} ± {100 * s[m]['std']:.2f}" for m in METRICS]
         print(f"| {name} | {s['count']} | " + " | ".join(cells) + " |")
 
-    print("\n| method | seeds | mean Dice over seeds | per seed |")
+    print("\n| method | seeds | mean ± std Dice over seeds | per seed |")
     print("|---|---|---|---|")
     for method, seeds in by_method.items():
         order = sorted(seeds, key=lambda k: k or 0)
         per = ", ".join(f"s{k}: {seeds[k]:.2f}" if k else f"{seeds[k]:.2f}" for k in order)
-        print(f"| {method} | {len(order)} | {sum(seeds.values()) / len(order):.2f} | {per} |")
+        values = list(seeds.values())
+        mean = sum(values) / len(values)
+        # Sample standard deviation across seeds (n - 1); none for a single seed.
+        spread = (f" ± {(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.2f}"
+                  if len(values) > 1 else "")
+        print(f"| {method} | {len(order)} | {mean:.2f}{spread} | {per} |")
 
     if pairs:
         print("\n| A − B (Dice, paired per image) | seed | images | mean difference | 95% bootstrap | A better on |")

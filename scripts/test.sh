@@ -45,6 +45,10 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --release --target wasm32-unknown-unknown --lib --tests -- -D warnings
 done_step clippy
 
+step "script tests (python3, standard library: scripts/summarize.py)"
+python3 -m unittest discover -s tests/scripts -p 'test_*.py'
+done_step scripts
+
 step "native tests (Flex CPU backend, synthetic data)"
 cargo test --all-targets 2>&1 | tee /tmp/scl-native-tests.log
 done_step "native: $(passed /tmp/scl-native-tests.log) passed"

@@ -47,7 +47,8 @@ pub struct TrainOptions {
     pub label_ratio: f64,
     /// Method.
     pub method: Method,
-    /// Network (before the method's adjustments).
+    /// Network: a preset's configuration, which the method adjusts (`Method::network`; the
+    /// run folder's `options.json` records the adjusted one, the network actually trained).
     pub config: ModelConfig,
     /// ImageNet weights for the encoder (torchvision names, `.safetensors` or `.pth`).
     pub pretrained: Option<PathBuf>,
@@ -103,7 +104,11 @@ fn prepare(options: &TrainOptions, out: &Path) -> Result<RunData, Error> {
     write_json("partition.json", pretty(&partition))?;
     // The validation stems too: for a dataset without split.json they come from the seeded split.
     write_json("validation.json", pretty(&val_stems))?;
-    write_json("options.json", pretty(options))?;
+    let trained = TrainOptions {
+        config: method.network(&options.config),
+        ..options.clone()
+    };
+    write_json("options.json", pretty(&trained))?;
     let (labeled_pairs, missing) = dataset.select(&partition.labeled);
     let (unlabeled_pairs, missing_u) = dataset.select(&partition.unlabeled);
     for m in missing.iter().chain(&missing_u) {

@@ -9,8 +9,9 @@ use scl::train::{MeanTeacherOptions, Method, RunState, TrainOptions, run};
 
 use crate::common::{dataset_dir, disc_at, read_json};
 
-fn dataset() -> std::path::PathBuf {
-    let d = dataset_dir("trainer");
+/// The tiny dataset in its own folder `name` (tests run in parallel).
+fn dataset(name: &str) -> std::path::PathBuf {
+    let d = dataset_dir(name);
     for i in 0..11 {
         let (img, mask) = disc_at(64, 64, 16.0 + 3.0 * i as f32, 20.0 + 2.0 * i as f32, 12.0);
         img.save(d.join(format!("images/p{i:02}.png"))).unwrap();
@@ -25,17 +26,15 @@ fn dataset() -> std::path::PathBuf {
     d
 }
 
-#[test]
-fn train_writes_the_run_and_resumes() {
-    let data = dataset();
-    let out = data.join("run");
-    let mut options = TrainOptions {
-        data: data.clone(),
+/// Two epochs of one iteration of `method` on the tiny dataset at 64 px (r18-w8).
+fn options(data: std::path::PathBuf, method: Method) -> TrainOptions {
+    TrainOptions {
+        data,
         train_split: "train".into(),
         val_split: "val".into(),
         val_fraction: 0.3,
         label_ratio: 0.5,
-        method: Method::Scl,
+        method,
         config: ModelConfig::preset("r18-w8").unwrap(),
         pretrained: None,
         seed: 3,
@@ -54,7 +53,14 @@ fn train_writes_the_run_and_resumes() {
             teacher_noise: 0.1,
         },
         diagnostic_images: 2,
-    };
+    }
+}
+
+#[test]
+fn train_writes_the_run_and_resumes() {
+    let data = dataset("trainer");
+    let out = data.join("run");
+    let mut options = options(data.clone(), Method::Scl);
     let device = burn::prelude::Device::flex();
     run(&options, &out, &device, false).unwrap();
 
@@ -103,5 +109,24 @@ fn train_writes_the_run_and_resumes() {
     assert_eq!(rows(), 1 + 3);
     // The partition of a resumed run is the same one (it is a function of the seed).
     assert_eq!(read_json::<Vec<String>>(&out.join("validation.json")), val);
+    let _ = std::fs::remove_dir_all(&data);
+}
+
+/// `options.json` records the network the method trained, not the preset's: r18-w8 is a
+/// two-stage preset, and supervised training makes it single-stage.
+#[test]
+fn options_record_the_trained_network() {
+    let data = dataset("trainer-sup");
+    let out = data.join("run-sup");
+    let mut options = options(data.clone(), Method::Supervised);
+    options.epochs = 1;
+    assert!(options.config.two_stage, "the preset is two-stage");
+    let device = burn::prelude::Device::flex();
+    run(&options, &out, &device, false).unwrap();
+    let recorded: serde_json::Value = read_json(&out.join("options.json"));
+    assert_eq!(recorded["method"], "supervised");
+    assert_eq!(recorded["config"]["two_stage"], false);
+    let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
+    assert!(!best.config.two_stage);
     let _ = std::fs::remove_dir_all(&data);
 }
