@@ -17,6 +17,10 @@ else
 fi
 weights=()
 if [ -f weights/scl.bpk ]; then weights=(--weights weights/scl.bpk); fi
+# The shipped weights' working size (the page's, weights/models.json) unless --size is given.
+if [[ " $* " != *" --size"* ]] && [ -f weights/models.json ]; then
+    weights+=(--size "$(python3 -c "import json; print(json.load(open('weights/models.json'))['size'])")")
+fi
 cargo build --release --bin scl
 "$CARGO_TARGET_DIR/release/scl" predict "$input" --stages --out predictions "${weights[@]}" "$@"
 echo "pictures written to $(pwd)/predictions"
