@@ -15,6 +15,7 @@ Standard library only.
 import json
 import random
 import re
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -94,11 +95,9 @@ def main(argv):
         order = sorted(seeds, key=lambda k: k or 0)
         per = ", ".join(f"s{k}: {seeds[k]:.2f}" if k else f"{seeds[k]:.2f}" for k in order)
         values = list(seeds.values())
-        mean = sum(values) / len(values)
         # Sample standard deviation across seeds (n - 1); none for a single seed.
-        spread = (f" ± {(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5:.2f}"
-                  if len(values) > 1 else "")
-        print(f"| {method} | {len(order)} | {mean:.2f}{spread} | {per} |")
+        spread = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+        print(f"| {method} | {len(order)} | {statistics.mean(values):.2f}{spread} | {per} |")
 
     if pairs:
         print("\n| A − B (Dice, paired per image) | seed | images | mean difference | 95% bootstrap | A better on |")

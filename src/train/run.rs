@@ -104,6 +104,7 @@ fn prepare(options: &TrainOptions, out: &Path) -> Result<RunData, Error> {
     write_json("partition.json", pretty(&partition))?;
     // The validation stems too: for a dataset without split.json they come from the seeded split.
     write_json("validation.json", pretty(&val_stems))?;
+    // What the method trains (e.g. single-stage for supervised), recorded and used below.
     let trained = TrainOptions {
         config: method.network(&options.config),
         ..options.clone()
@@ -133,7 +134,7 @@ fn prepare(options: &TrainOptions, out: &Path) -> Result<RunData, Error> {
     let (val_pairs, _) = dataset.select(&val_stems);
     let val = ValSet::load(&val_pairs, options.size);
     let probe_n = options.diagnostic_images.min(unlabeled_pairs.len());
-    let unlabeled_probe = (method.network(&options.config).two_stage && probe_n > 0)
+    let unlabeled_probe = (trained.config.two_stage && probe_n > 0)
         .then(|| ValSet::load(&unlabeled_pairs[..probe_n], options.size));
     eprintln!(
         "data: {} labeled, {} unlabeled, {} validation images ({} split), loaded in {:.1} s",
