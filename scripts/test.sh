@@ -45,7 +45,7 @@ cargo clippy --all-targets -- -D warnings
 cargo clippy --release --target wasm32-unknown-unknown --lib --tests -- -D warnings
 done_step clippy
 
-step "script tests (python3, standard library: scripts/summarize.py)"
+step "script tests (python3, standard library: scripts/summarize.py, scripts/wasm_size.py)"
 python3 -m unittest discover -s tests/scripts -p 'test_*.py'
 done_step scripts
 
