@@ -13,7 +13,7 @@ use scl::config::{EncoderKind, Fusion, ModelConfig, PRESETS};
 use scl::flops::Macs;
 use scl::imageio;
 use scl::model::{Scl, trainable_params};
-use scl::train::{self, Batch};
+use scl::train;
 use scl::{Error, weights};
 
 #[derive(Parser)]
@@ -603,16 +603,6 @@ fn predict_one(
     Ok(path)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    let n = v.len();
-    if !n.is_multiple_of(2) {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn bench(args: &BenchArgs) -> Result<(), Error> {
     if args.iters == 0 {
         return Err(Error::Config("--iters must be at least 1".into()));
@@ -638,94 +628,33 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
     let model = Scl::new(&cfg, &device)?;
     println!("parameters: {}", millions(trainable_params(&model)));
 
-    // Inference: the full two-stage forward at size x size, batch 1.
     let s = args.size;
-    let m = Macs::of(&cfg, s, s);
-    let infer = model.valid();
-    let x = Tensor::<4>::random(
-        [1, 3, s, s],
-        burn::tensor::Distribution::Uniform(0.0, 1.0),
-        &device,
-    );
-    let run = || -> Result<f64, Error> {
-        let t = Instant::now();
-        let out = infer.forward(x.clone())?;
-        // Reading the outputs forces the queued work to finish.
-        let _ = out.composite.into_data();
-        let _ = out.seg[0].clone().into_data();
-        Ok(t.elapsed().as_secs_f64())
-    };
-    run()?;
-    let times = (0..args.iters)
-        .map(|_| run())
-        .collect::<Result<Vec<_>, _>>()?;
-    let med = median(times.clone());
+    let t = scl::bench::forward(&model, &device, s, args.iters)?;
+    let macs = Macs::of(&cfg, s, s).two_stage();
     println!(
         "two-stage forward {s}x{s} batch 1: median {:.1} ms (min {:.1}, max {:.1}, n {}), {} MACs, {:.1} GFLOP/s",
-        med * 1e3,
-        times.iter().cloned().fold(f64::INFINITY, f64::min) * 1e3,
-        times.iter().cloned().fold(0.0, f64::max) * 1e3,
-        times.len(),
-        giga(m.two_stage()),
-        2.0 * m.two_stage() as f64 / med / 1e9
+        t.median() * 1e3,
+        t.min() * 1e3,
+        t.max() * 1e3,
+        t.0.len(),
+        giga(macs),
+        2.0 * macs as f64 / t.median() / 1e9
     );
-    drop(infer);
-
+    drop(model);
     if args.no_train {
         return Ok(());
     }
-    // Training: one iteration of labeled + unlabeled crops, SGD.
-    let c = args.crop;
-    let mt = Macs::of(&cfg, c, c);
-    let ad = device.clone().autodiff();
-    drop(model);
-    let mut model = Scl::new(&cfg, &ad)?;
-    let mut optim = train::sgd();
-    let rand = |b: usize, ch: usize| {
-        Tensor::<4>::random(
-            [b, ch, c, c],
-            burn::tensor::Distribution::Uniform(0.0, 1.0),
-            &ad,
-        )
-    };
-    let batch = Batch::new(
-        (args.labeled > 0).then(|| {
-            (
-                rand(args.labeled, 3),
-                rand(args.labeled, 1).greater_elem(0.7).float(),
-            )
-        }),
-        (args.unlabeled > 0).then(|| rand(args.unlabeled, 3)),
-    );
-    let mut times = Vec::new();
-    for i in 0..=args.iters {
-        let t = Instant::now();
-        let (next, terms) = train::step(model, &mut optim, &batch, 1e-3);
-        model = next;
-        // Force completion of the update.
-        let _ = model.seg.head.out.weight.val().into_data();
-        let dt = t.elapsed().as_secs_f64();
-        if i > 0 {
-            times.push(dt);
-        }
-        if !terms.total.is_finite() {
-            return Err(Error::Config(format!(
-                "training produced a non-finite loss ({terms:?})"
-            )));
-        }
-    }
-    let med = median(times.clone());
-    let macs = mt.train_iteration(args.labeled, args.unlabeled);
+    let (c, l, u) = (args.crop, args.labeled, args.unlabeled);
+    let t = scl::bench::train_iteration(&cfg, &device, c, (l, u), args.iters)?;
+    let macs = Macs::of(&cfg, c, c).train_iteration(l, u);
     println!(
-        "training iteration {}+{} at {c}x{c}: median {:.3} s (min {:.3}, max {:.3}, n {}), {} MACs, {:.1} GFLOP/s",
-        args.labeled,
-        args.unlabeled,
-        med,
-        times.iter().cloned().fold(f64::INFINITY, f64::min),
-        times.iter().cloned().fold(0.0, f64::max),
-        times.len(),
+        "training iteration {l}+{u} at {c}x{c}: median {:.3} s (min {:.3}, max {:.3}, n {}), {} MACs, {:.1} GFLOP/s",
+        t.median(),
+        t.min(),
+        t.max(),
+        t.0.len(),
         giga(macs),
-        2.0 * macs as f64 / med / 1e9
+        2.0 * macs as f64 / t.median() / 1e9
     );
     Ok(())
 }

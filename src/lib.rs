@@ -15,6 +15,8 @@
 pub mod adapt;
 pub mod augment;
 pub mod backend;
+#[cfg(not(target_family = "wasm"))]
+pub mod bench;
 pub mod config;
 #[cfg(not(target_family = "wasm"))]
 pub mod data;

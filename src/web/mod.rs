@@ -1,7 +1,8 @@
 //! The browser API (wasm32 only). The page's Web Worker (`www/worker.js`) drives the model
 //! through [`Engine`]: every pass of the two-stage network, timed stage by stage, fine-tuning
 //! with the inpainting loss, and weights export/import. Everything runs on the page's
-//! machine: nothing here touches the network.
+//! machine: nothing here touches the network. The segmentation passes and their pictures
+//! are in `stages.rs`.
 //!
 //! Every GPU read is asynchronous (`into_data_async`, `Transaction::execute_async`): WebGPU
 //! cannot block the browser's thread.
@@ -14,7 +15,6 @@
 use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::tensor::Transaction;
-use burn::tensor::activation::sigmoid;
 use image::{GrayImage, RgbImage};
 use js_sys::{Array, Float32Array, Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
@@ -25,6 +25,8 @@ use crate::imageio;
 use crate::metrics::Confusion;
 use crate::model::{STRIDE, Scl, trainable_params};
 use crate::weights::{self, Precision};
+
+mod stages;
 
 /// Installs the panic hook (panics print their message to the console instead of
 /// "unreachable").
@@ -262,114 +264,20 @@ impl Engine {
         let n = size as usize;
         let t_decode = now();
 
-        let model = &self.model;
         let out = Object::new();
         let stages = Object::new();
         let timings = Object::new();
-        let mut pictures_ms = 0.0;
         set(&stages, "input", picture_rgb(&input_rgb));
-
-        let (fine_prob, coarse_prob, t_coarse, t_fusion, t_segment, t_inpaint);
-        if model.config.two_stage {
-            // Stage 1: coarse mask and the erased image.
-            let coarse = model.coarse(x.clone(), 1);
-            let mut read_back = read_all(vec![coarse.prob.clone(), coarse.masked.clone()]).await?;
-            let masked_v = read_back.pop().expect("two maps");
-            let coarse_v = read_back.pop().expect("two maps");
-            t_coarse = now();
-            // Stage 2: encode the erased image, fuse.
-            let fused = model.fuse(&coarse.features, coarse.masked.clone(), 1);
-            let gate_maps: Vec<(Vec<f32>, (usize, usize))> = match &fused.gates {
-                Some(gates) => {
-                    let sizes: Vec<(usize, usize)> =
-                        gates.iter().map(|z| (z.dims()[3], z.dims()[2])).collect();
-                    let means = gates.iter().map(|z| z.clone().mean_dim(1)).collect();
-                    read_all(means).await?.into_iter().zip(sizes).collect()
-                }
-                None => {
-                    // Gate-free fusions: make sure the fusion finished before timing it.
-                    read(fused.g[4].clone()).await?;
-                    Vec::new()
-                }
-            };
-            t_fusion = now();
-            let seg = model.seg.forward(&fused.g, false, 1).swap_remove(0);
-            let fine = sigmoid(seg);
-            let fine_v = read(fine.clone()).await?;
-            t_segment = now();
-            let inp = model
-                .inp
-                .as_ref()
-                .expect("two-stage network")
-                .forward(&fused.g, false, 1)
-                .swap_remove(0);
-            let composite = crate::model::network::composite(x, inp.clone(), &fine);
-            let mut read_back = read_all(vec![inp, composite]).await?;
-            t_inpaint = now();
-            let comp_v = read_back.pop().expect("two images");
-            let inp_v = read_back.pop().expect("two images");
-
-            let tp = now();
-            set(
-                &stages,
-                "coarse",
-                picture_grey(&imageio::map_to_grey(&coarse_v, n, n)),
-            );
-            set(
-                &stages,
-                "masked",
-                picture_rgb(&imageio::chw_to_rgb(&masked_v, n, n)),
-            );
-            for (i, (g, (w, h))) in gate_maps.iter().enumerate() {
-                set(
-                    &stages,
-                    &format!("gate{}", i + 1),
-                    picture_rgb(&imageio::heat_map(g, *w, *h)),
-                );
-            }
-            set(
-                &stages,
-                "inpainted",
-                picture_rgb(&imageio::chw_to_rgb(&inp_v, n, n)),
-            );
-            set(
-                &stages,
-                "composite",
-                picture_rgb(&imageio::chw_to_rgb(&comp_v, n, n)),
-            );
-            let (correction, added, removed) =
-                imageio::correction_map(&input_rgb, &coarse_v, &fine_v);
-            set(&stages, "correction", picture_rgb(&correction));
-            set(&out, "addedArea", added);
-            set(&out, "removedArea", removed);
-            pictures_ms += now() - tp;
-            fine_prob = fine_v;
-            coarse_prob = coarse_v;
-        } else {
-            // Single-stage network (the supervised baseline): one mask.
-            let (coarse, fine) = model.predict_mask(x).map_err(err)?;
-            drop(coarse);
-            let v = read(fine).await?;
-            t_coarse = now();
-            t_fusion = t_coarse;
-            t_segment = t_coarse;
-            t_inpaint = t_coarse;
-            coarse_prob = v.clone();
-            fine_prob = v;
-            let tp = now();
-            set(
-                &stages,
-                "coarse",
-                picture_grey(&imageio::map_to_grey(&coarse_prob, n, n)),
-            );
-            pictures_ms += now() - tp;
-        }
+        let passes = stages::run(&self.model, x).await?;
+        let [t_coarse, t_fusion, t_segment, t_inpaint] = passes.ends;
         let tp = now();
+        stages::pictures(&passes, &input_rgb, n, &stages, &out);
+        let (coarse_prob, fine_prob) = (passes.coarse, passes.fine);
         let fine_mask = imageio::prob_to_mask(&fine_prob, n, n, size, size);
         set(&stages, "fine", picture_grey(&fine_mask));
         let mask_full = imageio::prob_to_mask(&fine_prob, n, n, ow, oh);
         let png = imageio::encode_png(&image::DynamicImage::ImageLuma8(mask_full)).map_err(err)?;
-        pictures_ms += now() - tp;
+        let pictures_ms = now() - tp;
         let area = |p: &[f32]| p.iter().filter(|&&v| v >= 0.5).count() as f64 / p.len() as f64;
 
         set(&out, "width", size);

@@ -2,6 +2,7 @@
 #![cfg(not(target_family = "wasm"))]
 
 mod adapt;
+mod bench;
 mod common;
 mod conv_grad;
 mod crash;
