@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """What a WebAssembly module holds (issue 11 item 4): its sections' sizes, and the code
 section's bytes by the Rust crate that defines each function (from the function-name section,
-so run it on cargo's own output, before anything strips names). Standard library only.
+which `.cargo/config.toml` strips: build with `CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-C
+target-feature=+simd128"` to keep it, and run this on cargo's own output). Standard library only.
 
     scripts/wasm_size.py FILE.wasm [N]     the N largest crates (default 30)
 
@@ -115,6 +116,10 @@ def function_names(data, i, end):
 
 def crate(symbol):
     """The crate a (mangled or demangled) Rust symbol belongs to."""
+    if symbol.startswith("_R"):  # v0 mangling: the first crate root C[s<hash>_]<len><name>
+        m = re.search(r"C(?:s[0-9A-Za-z]*_)?(\d+)", symbol)
+        if m:
+            return symbol[m.end():m.end() + int(m.group(1))]
     m = re.match(r"_ZN(\d+)", symbol)  # legacy mangling: _ZN<len><crate>...
     if m:
         part = symbol[m.end():m.end() + int(m.group(1))]

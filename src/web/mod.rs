@@ -272,7 +272,9 @@ impl Engine {
         let [t_coarse, t_fusion, t_segment, t_inpaint] = passes.ends;
         let tp = now();
         stages::pictures(&passes, &input_rgb, n, &stages, &out);
+        // The intermediate maps (9 n^2 values) go before the mask's PNG is encoded.
         let (coarse_prob, fine_prob) = (passes.coarse, passes.fine);
+        drop(passes.maps);
         let fine_mask = imageio::prob_to_mask(&fine_prob, n, n, size, size);
         set(&stages, "fine", picture_grey(&fine_mask));
         let mask_full = imageio::prob_to_mask(&fine_prob, n, n, ow, oh);
