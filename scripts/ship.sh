@@ -30,8 +30,7 @@ for name in "${MODELS[@]}"; do
     "$SCL" convert "$run/best.bpk" "weights/$name.f16.tmp" --f16
     "$SCL" eval "$run/best.bpk" "weights/$name.f16.tmp" --data "$DATA" --split val --size "$SIZE" \
         --json "weights/$name.eval.json" | tee "weights/$name.eval.txt"
-    f32=$(python3 -c "import json,sys; r=json.load(open('weights/$name.eval.json')); print(r[0]['summary']['dice']['mean'])")
-    f16=$(python3 -c "import json,sys; r=json.load(open('weights/$name.eval.json')); print(r[1]['summary']['dice']['mean'])")
+    read -r f32 f16 < <(python3 -c "import json; r=json.load(open('weights/$name.eval.json')); print(*(e['summary']['dice']['mean'] for e in r[:2]))")
     if python3 -c "import sys; sys.exit(0 if ($f32 - $f16) * 100 < 0.2 else 1)"; then
         mv "weights/$name.f16.tmp" "weights/$name.bpk"
         echo "$name: f16 (val Dice f32 $f32, f16 $f16)"

@@ -65,6 +65,11 @@ def limits(data, i):
     return i
 
 
+SECTIONS = {1: "type", 2: "import", 3: "function", 4: "table", 5: "memory", 6: "global",
+            7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "data count",
+            13: "tag"}
+
+
 def parse(data):
     """(sections [(name, size)], code bodies [(function index, size)], {index: name})."""
     if data[:4] != b"\0asm":
@@ -93,11 +98,6 @@ def parse(data):
                     j = body + n
         i = end
     return sections, bodies, names
-
-
-SECTIONS = {1: "type", 2: "import", 3: "function", 4: "table", 5: "memory", 6: "global",
-            7: "export", 8: "start", 9: "element", 10: "code", 11: "data", 12: "data count",
-            13: "tag"}
 
 
 def function_names(data, i, end):

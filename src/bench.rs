@@ -13,31 +13,41 @@ use crate::config::ModelConfig;
 use crate::model::Scl;
 use crate::train::{self, Batch};
 
-/// Wall-clock times of repeated runs (seconds, warm-up excluded).
+/// Wall-clock times of repeated runs (seconds, warm-up excluded), kept sorted.
 #[derive(Debug, Clone)]
-pub struct Timings(pub Vec<f64>);
+pub struct Timings(Vec<f64>);
 
 impl Timings {
+    /// The times of `runs`; panics without any (`scl bench` refuses `--iters 0` first).
+    pub fn new(mut runs: Vec<f64>) -> Self {
+        assert!(!runs.is_empty(), "timings of no run");
+        runs.sort_by(f64::total_cmp);
+        Self(runs)
+    }
+
+    /// How many runs.
+    pub fn count(&self) -> usize {
+        self.0.len()
+    }
+
     /// The median (the mean of the two middle values for an even count).
     pub fn median(&self) -> f64 {
-        let mut v = self.0.clone();
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        match n {
-            0 => f64::NAN,
-            _ if n % 2 == 1 => v[n / 2],
-            _ => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        let (v, n) = (&self.0, self.0.len());
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
         }
     }
 
     /// The fastest run.
     pub fn min(&self) -> f64 {
-        self.0.iter().copied().fold(f64::INFINITY, f64::min)
+        self.0[0]
     }
 
     /// The slowest run.
     pub fn max(&self) -> f64 {
-        self.0.iter().copied().fold(0.0, f64::max)
+        self.0[self.0.len() - 1]
     }
 }
 
@@ -47,7 +57,7 @@ fn uniform(dims: [usize; 4], device: &Device) -> Tensor<4> {
 
 /// Times `iters` two-stage forwards of `model` (inference mode) on one random `size x size`
 /// image on `device` (the model's); each run ends when the composite and the fine mask are
-/// read back.
+/// read back. `iters` must be at least 1.
 pub fn forward(model: &Scl, device: &Device, size: usize, iters: usize) -> Result<Timings, Error> {
     let infer = model.valid();
     let x = uniform([1, 3, size, size], device);
@@ -63,12 +73,12 @@ pub fn forward(model: &Scl, device: &Device, size: usize, iters: usize) -> Resul
     (0..iters)
         .map(|_| run())
         .collect::<Result<_, _>>()
-        .map(Timings)
+        .map(Timings::new)
 }
 
 /// Times `iters` training iterations of a new `cfg` network on `device` (autodiff is added):
 /// `labeled` random crops with random masks and `unlabeled` random crops, `crop x crop`, SGD
-/// at learning rate 1e-3. A non-finite loss is an error.
+/// at learning rate 1e-3. A non-finite loss is an error. `iters` must be at least 1.
 pub fn train_iteration(
     cfg: &ModelConfig,
     device: &Device,
@@ -104,7 +114,7 @@ pub fn train_iteration(
             )));
         }
     }
-    Ok(Timings(times))
+    Ok(Timings::new(times))
 }
 
 #[cfg(test)]
@@ -113,10 +123,10 @@ mod tests {
 
     #[test]
     fn median_min_max_by_hand() {
-        let t = Timings(vec![0.3, 0.1, 0.4, 0.2]);
+        let t = Timings::new(vec![0.3, 0.1, 0.4, 0.2]);
         assert_eq!(t.median(), 0.25);
         assert_eq!(t.min(), 0.1);
         assert_eq!(t.max(), 0.4);
-        assert_eq!(Timings(vec![0.5, 0.1, 0.3]).median(), 0.3);
+        assert_eq!(Timings::new(vec![0.5, 0.1, 0.3]).median(), 0.3);
     }
 }

@@ -630,15 +630,15 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
 
     let s = args.size;
     let t = scl::bench::forward(&model, &device, s, args.iters)?;
-    let macs = Macs::of(&cfg, s, s).two_stage();
+    let (macs, med) = (Macs::of(&cfg, s, s).two_stage(), t.median());
     println!(
         "two-stage forward {s}x{s} batch 1: median {:.1} ms (min {:.1}, max {:.1}, n {}), {} MACs, {:.1} GFLOP/s",
-        t.median() * 1e3,
+        med * 1e3,
         t.min() * 1e3,
         t.max() * 1e3,
-        t.0.len(),
+        t.count(),
         giga(macs),
-        2.0 * macs as f64 / t.median() / 1e9
+        2.0 * macs as f64 / med / 1e9
     );
     drop(model);
     if args.no_train {
@@ -646,15 +646,15 @@ fn bench(args: &BenchArgs) -> Result<(), Error> {
     }
     let (c, l, u) = (args.crop, args.labeled, args.unlabeled);
     let t = scl::bench::train_iteration(&cfg, &device, c, (l, u), args.iters)?;
-    let macs = Macs::of(&cfg, c, c).train_iteration(l, u);
+    let (macs, med) = (Macs::of(&cfg, c, c).train_iteration(l, u), t.median());
     println!(
         "training iteration {l}+{u} at {c}x{c}: median {:.3} s (min {:.3}, max {:.3}, n {}), {} MACs, {:.1} GFLOP/s",
-        t.median(),
+        med,
         t.min(),
         t.max(),
-        t.0.len(),
+        t.count(),
         giga(macs),
-        2.0 * macs as f64 / t.median() / 1e9
+        2.0 * macs as f64 / med / 1e9
     );
     Ok(())
 }

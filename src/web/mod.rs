@@ -270,24 +270,24 @@ impl Engine {
         set(&stages, "input", picture_rgb(&input_rgb));
         let passes = stages::run(&self.model, x).await?;
         let [t_coarse, t_fusion, t_segment, t_inpaint] = passes.ends;
+        let area = |p: &[f32]| p.iter().filter(|&&v| v >= 0.5).count() as f64 / p.len() as f64;
+        let coarse_area = area(passes.coarse());
         let tp = now();
         stages::pictures(&passes, &input_rgb, n, &stages, &out);
-        // The intermediate maps (9 n^2 values) go before the mask's PNG is encoded.
-        let (coarse_prob, fine_prob) = (passes.coarse, passes.fine);
-        drop(passes.maps);
+        // The stage maps go before the mask's PNG is encoded.
+        let fine_prob = passes.into_fine();
         let fine_mask = imageio::prob_to_mask(&fine_prob, n, n, size, size);
         set(&stages, "fine", picture_grey(&fine_mask));
         let mask_full = imageio::prob_to_mask(&fine_prob, n, n, ow, oh);
         let png = imageio::encode_png(&image::DynamicImage::ImageLuma8(mask_full)).map_err(err)?;
         let pictures_ms = now() - tp;
-        let area = |p: &[f32]| p.iter().filter(|&&v| v >= 0.5).count() as f64 / p.len() as f64;
 
         set(&out, "width", size);
         set(&out, "height", size);
         set(&out, "origWidth", ow);
         set(&out, "origHeight", oh);
         set(&out, "backend", self.backend());
-        set(&out, "coarseArea", area(&coarse_prob));
+        set(&out, "coarseArea", coarse_area);
         set(&out, "fineArea", area(&fine_prob));
         set(&out, "fineProb", Float32Array::from(&fine_prob[..]));
         set(&out, "maskPng", Uint8Array::from(&png[..]));

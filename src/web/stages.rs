@@ -19,19 +19,31 @@ type GateMap = (Vec<f32>, (usize, usize));
 
 /// What the passes read back (host values, `n x n` maps) and when each stage ended.
 pub(super) struct Passes {
-    /// Stage-1 probabilities (the single-stage network's only mask, also as "fine").
-    pub coarse: Vec<f32>,
-    /// Stage-2 probabilities.
-    pub fine: Vec<f32>,
-    /// Two-stage networks only: the pictures' maps.
-    pub maps: Option<StageMaps>,
+    /// Stage-2 probabilities (the single-stage network's only mask).
+    fine: Vec<f32>,
+    /// Two-stage networks only: stage 1's mask and the pictures' maps.
+    maps: Option<StageMaps>,
     /// `performance.now()` at the end of the coarse, fusion, segmentation and inpainting
     /// stages (all equal for a single-stage network).
     pub ends: [f64; 4],
 }
 
+impl Passes {
+    /// Stage-1 probabilities (the fine mask for a single-stage network).
+    pub fn coarse(&self) -> &[f32] {
+        self.maps.as_ref().map_or(&self.fine, |m| &m.coarse)
+    }
+
+    /// The fine probabilities; the stage maps (up to 10 n^2 values) are freed.
+    pub fn into_fine(self) -> Vec<f32> {
+        self.fine
+    }
+}
+
 /// The two-stage network's intermediate maps.
 pub(super) struct StageMaps {
+    /// Stage-1 probabilities.
+    coarse: Vec<f32>,
     /// The erased image `[3, n, n]`.
     masked: Vec<f32>,
     /// The five gate maps (empty for gate-free fusions).
@@ -53,7 +65,6 @@ pub(super) async fn run(model: &Scl, x: Tensor<4>) -> Result<Passes, JsError> {
         let fine = read(fine).await?;
         let t = now();
         Ok(Passes {
-            coarse: fine.clone(),
             fine,
             maps: None,
             ends: [t; 4],
@@ -95,9 +106,9 @@ async fn two_stage(model: &Scl, x: Tensor<4>) -> Result<Passes, JsError> {
     let composite = back.pop().expect("two images");
     let inpainted = back.pop().expect("two images");
     Ok(Passes {
-        coarse: coarse_v,
         fine: fine_v,
         maps: Some(StageMaps {
+            coarse: coarse_v,
             masked,
             gates,
             inpainted,
@@ -110,7 +121,7 @@ async fn two_stage(model: &Scl, x: Tensor<4>) -> Result<Passes, JsError> {
 /// Puts the stage pictures into `stages` (the coarse mask always; the two-stage maps and the
 /// self-correction map when there are any) and the corrected areas into `out`.
 pub(super) fn pictures(passes: &Passes, input: &RgbImage, n: usize, stages: &Object, out: &Object) {
-    let coarse = imageio::map_to_grey(&passes.coarse, n, n);
+    let coarse = imageio::map_to_grey(passes.coarse(), n, n);
     set(stages, "coarse", picture_grey(&coarse));
     let Some(maps) = &passes.maps else {
         return;
@@ -123,7 +134,7 @@ pub(super) fn pictures(passes: &Passes, input: &RgbImage, n: usize, stages: &Obj
     }
     set(stages, "inpainted", rgb(&maps.inpainted));
     set(stages, "composite", rgb(&maps.composite));
-    let (correction, added, removed) = imageio::correction_map(input, &passes.coarse, &passes.fine);
+    let (correction, added, removed) = imageio::correction_map(input, &maps.coarse, &passes.fine);
     set(stages, "correction", picture_rgb(&correction));
     set(out, "addedArea", added);
     set(out, "removedArea", removed);
