@@ -3,10 +3,10 @@
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Initializer, PaddingConfig2d};
 use burn::prelude::*;
-use burn::tensor::activation::relu;
 use burn::tensor::module::interpolate;
 use burn::tensor::ops::{InterpolateMode, InterpolateOptions};
 
+use super::fused_norm::Act;
 use super::norm::BatchNorm;
 
 /// He-normal initialisation with fan-out, as torchvision's ResNets use for every convolution
@@ -98,7 +98,7 @@ impl ConvBnRelu {
 
     /// Applies the block (`groups`: independent sub-batches for batch norm).
     pub fn forward(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
-        relu(self.bn.forward(self.conv.forward(x), groups))
+        self.bn.forward_act(self.conv.forward(x), groups, Act::Relu)
     }
 }
 

@@ -21,6 +21,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use super::encoder::Features;
+use super::fused_norm::Act;
 use super::layers::{ConvBnRelu, bn, kaiming_fan_out};
 use super::norm::BatchNorm;
 
@@ -84,7 +85,8 @@ impl ConvBn {
     }
 
     fn forward_relu6(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
-        relu6(self.forward(x, groups))
+        self.bn
+            .forward_act(self.conv.forward(x), groups, Act::Relu6)
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod decoder;
 pub mod dropout;
 pub mod encoder;
+pub mod fused_norm;
 pub mod fusion;
 pub mod layers;
 pub mod mobilenet;

@@ -20,6 +20,7 @@ use std::collections::HashMap;
 use burn::module::{Flag, Param, ParamId, RunningState};
 use burn::prelude::*;
 
+use super::fused_norm::{self, Act};
 use super::network::untracked_on;
 
 thread_local! {
@@ -126,12 +127,55 @@ impl BatchNorm {
     /// `groups` equal sub-batches and the running statistics are updated once per group, in
     /// order; otherwise the running statistics are used.
     pub fn forward(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
+        self.forward_act(x, groups, Act::Identity)
+    }
+
+    /// [`BatchNorm::forward`] followed by `act`: one fused op on the Flex CPU backend
+    /// ([`super::fused_norm`]), the composed ops elsewhere.
+    pub fn forward_act(&self, x: Tensor<4>, groups: usize, act: Act) -> Tensor<4> {
+        if fused_norm::supported(&x) {
+            self.forward_fused(x, groups, act)
+        } else {
+            act.apply(self.forward_composed(x, groups))
+        }
+    }
+
+    fn batch_statistics(&self, x: &Tensor<4>) -> bool {
+        (x.device().is_autodiff() && self.training.is_enabled())
+            || BATCH_STATISTICS.with(|b| b.get())
+    }
+
+    fn forward_fused(&self, x: Tensor<4>, groups: usize, act: Act) -> Tensor<4> {
+        let [b, c, h, w] = x.dims();
+        let (gamma, beta) = (self.gamma.val(), self.beta.val());
+        if !self.batch_statistics(&x) {
+            let device = x.device();
+            let mean = self.running_mean.value().to_device(&device);
+            let var = self.running_var.value().to_device(&device);
+            let stats = Tensor::stack::<2>(vec![mean, var], 0).reshape([1, 2, c]);
+            return fused_norm::bn_act(x, stats, gamma, beta, self.epsilon, act, false);
+        }
+        let groups = if groups > 0 && b % groups == 0 {
+            groups
+        } else {
+            1
+        };
+        let stats = fused_norm::stats(x.clone(), groups);
+        let y = fused_norm::bn_act(x, stats.clone(), gamma, beta, self.epsilon, act, true);
+        let stats = stats.inner();
+        let means = stats.clone().slice(s![.., 0..1, ..]).reshape([groups, c]);
+        let vars = stats.slice(s![.., 1..2, ..]).reshape([groups, c]);
+        self.update_running(means, vars, (b / groups * h * w) as f64, &y.device());
+        y
+    }
+
+    /// The batch norm from Burn's tensor ops (backends without the fused op; public so that
+    /// tests can check both paths).
+    pub fn forward_composed(&self, x: Tensor<4>, groups: usize) -> Tensor<4> {
         let [b, c, h, w] = x.dims();
         let gamma = self.gamma.val().reshape([1, c, 1, 1]);
         let beta = self.beta.val().reshape([1, c, 1, 1]);
-        let batch_statistics = (x.device().is_autodiff() && self.training.is_enabled())
-            || BATCH_STATISTICS.with(|b| b.get());
-        if !batch_statistics {
+        if !self.batch_statistics(&x) {
             let device = x.device();
             let mean = self
                 .running_mean
@@ -171,14 +215,22 @@ impl BatchNorm {
         let shift = beta.reshape([1, 1, c, 1]) + (held - mean.clone()) * scale.clone();
         let y = (centered * scale + shift).reshape([b, c, h, w]);
 
-        // Running statistics: one PyTorch update per group, with the unbiased variance,
-        // computed off the autodiff tape (`network::off_tape`).
-        let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
         let means = mean.inner().reshape([groups, c]);
-        let vars = var.inner().reshape([groups, c]) * unbias;
-        let device = means.device();
-        let mut rm = self.running_mean.value_sync().inner().to_device(&device);
-        let mut rv = self.running_var.value_sync().inner().to_device(&device);
+        let vars = var.inner().reshape([groups, c]);
+        self.update_running(means, vars, n, &y.device());
+        y
+    }
+
+    /// The running statistics' update from each group's mean and biased variance (`[G, C]`,
+    /// off the autodiff tape) over `n` values: one PyTorch update per group, in order, with the
+    /// unbiased variance.
+    fn update_running(&self, means: Tensor<2>, vars: Tensor<2>, n: f64, device: &Device) {
+        let [groups, c] = means.dims();
+        let unbias = if n > 1.0 { n / (n - 1.0) } else { 1.0 };
+        let vars = vars * unbias;
+        let inner = means.device();
+        let mut rm = self.running_mean.value_sync().inner().to_device(&inner);
+        let mut rv = self.running_var.value_sync().inner().to_device(&inner);
         for g in 0..groups {
             let m = momentum_for(self.gamma.id, self.momentum);
             let gm = means.clone().slice(s![g..g + 1, ..]).reshape([c]);
@@ -186,9 +238,7 @@ impl BatchNorm {
             rm = rm * (1.0 - m) + gm * m;
             rv = rv * (1.0 - m) + gv * m;
         }
-        let device = y.device();
-        self.running_mean.update(untracked_on(rm, &device));
-        self.running_var.update(untracked_on(rv, &device));
-        y
+        self.running_mean.update(untracked_on(rm, device));
+        self.running_var.update(untracked_on(rv, device));
     }
 }

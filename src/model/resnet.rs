@@ -8,6 +8,7 @@ use burn::tensor::module::max_pool2d;
 use burn::tensor::ops::MaxPoolOptions;
 
 use super::encoder::Features;
+use super::fused_norm::Act;
 use super::layers::{bn, resnet_conv};
 use super::norm::BatchNorm;
 use crate::config::EncoderKind;
@@ -56,7 +57,9 @@ impl BasicBlock {
             Some(d) => d.bn.forward(d.conv.forward(x.clone()), groups),
             None => x.clone(),
         };
-        let y = relu(self.bn1.forward(self.conv1.forward(x), groups));
+        let y = self
+            .bn1
+            .forward_act(self.conv1.forward(x), groups, Act::Relu);
         let y = self.bn2.forward(self.conv2.forward(y), groups);
         relu(y + identity)
     }
@@ -111,7 +114,9 @@ impl ResNet {
         let run = |blocks: &[BasicBlock], x: Tensor<4>| {
             blocks.iter().fold(x, |x, b| b.forward(x, groups))
         };
-        let e1 = relu(self.bn1.forward(self.conv1.forward(x), groups));
+        let e1 = self
+            .bn1
+            .forward_act(self.conv1.forward(x), groups, Act::Relu);
         let pooled = max_pool2d(
             e1.clone(),
             MaxPoolOptions::new([3, 3])
