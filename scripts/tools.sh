@@ -50,10 +50,11 @@ ensure_trunk() {
 # library's source, for `-Z build-std` with wasm atomics. A dated nightly, so that a fresh
 # machine builds what was tested.
 NIGHTLY=nightly-2026-05-20
-# Atomics, SIMD as in .cargo/config.toml (RUSTFLAGS replaces it), and the linker flags for a
-# shared, imported memory of at most 4 GiB with the thread-local storage exports wasm-bindgen's
+# Atomics, SIMD and the stripped symbols as in .cargo/config.toml (RUSTFLAGS replaces its
+# flags; build.rs keeps the target_features section), and the linker flags for a shared,
+# imported memory of at most 4 GiB with the thread-local storage exports wasm-bindgen's
 # threads need (this nightly's rustc does not add them for +atomics by itself).
-THREADS_RUSTFLAGS='-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128'
+THREADS_RUSTFLAGS='-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128 -C strip=symbols'
 for arg in --shared-memory --import-memory --max-memory=4294967296 --export=__wasm_init_tls \
     --export=__tls_size --export=__tls_align --export=__tls_base; do
     THREADS_RUSTFLAGS="$THREADS_RUSTFLAGS -C link-arg=$arg"

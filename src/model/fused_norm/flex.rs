@@ -1,7 +1,7 @@
 //! The fused batch norm's kernels on Flex (see `mod.rs`), f32, NCHW. Work is cut by
 //! `(image, channel)` planes and runs on rayon's pool where there is one (native, the threaded
-//! wasm build); sums are accumulated in f64, per plane and then per sub-batch in a fixed order,
-//! so results do not depend on the thread count.
+//! wasm build); sums are taken per plane (f32 lanes, `kernels.rs`) and added per sub-batch in
+//! f64 in a fixed order, so results do not depend on the thread count.
 
 use burn::backend::Flex;
 use burn::backend::TensorMetadata;
@@ -253,6 +253,7 @@ fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
 }
 
 /// Minimum values per rayon task.
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
 const TASK: usize = 1 << 15;
 
 /// `f(p, plane)` for each plane of `hw` values of `out`, in parallel where possible.
@@ -281,5 +282,8 @@ fn plane_map<T: Send>(planes: usize, hw: usize, f: impl Fn(usize) -> T + Sync + 
             .collect()
     }
     #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
-    (0..planes).map(f).collect()
+    {
+        let _ = hw; // the task size of the parallel version
+        (0..planes).map(f).collect()
+    }
 }
