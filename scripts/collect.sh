@@ -7,7 +7,9 @@
 #
 #   scripts/collect.sh RUN ...          e.g. scripts/collect.sh scl-s2 mt-s2
 #
-# RESULTS (default results/kvasir-mnv2-224), SIZE (224), KVASIR, CVC (the datasets).
+# ISIC runs (isic-*-sN) are evaluated on their own seed's held-out 20% of ISIC 2016 at 128 px
+# into ISIC_RESULTS (default results/isic-mnv2-128); the rest on Kvasir-SEG val and CVC test.
+# RESULTS (default results/kvasir-mnv2-224), SIZE (224), KVASIR, CVC, ISIC (the datasets).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/scl-target}"
@@ -17,14 +19,22 @@ RESULTS="${RESULTS:-results/kvasir-mnv2-224}"
 SIZE="${SIZE:-224}"
 KVASIR="${KVASIR:-../shared/data/kvasir-seg}"
 CVC="${CVC:-../shared/data/cvc-clinicdb}"
+ISIC="${ISIC:-../shared/data/isic2016-128}"
+ISIC_RESULTS="${ISIC_RESULTS:-results/isic-mnv2-128}"
 [ $# -gt 0 ] || { sed -n 2,10p "$0"; exit 2; }
 [ -x "$SCL" ] || cargo build --release --bin scl
 
 checkpoints=()
+declare -A isic=()  # seed -> its runs' checkpoints
 for run in "$@"; do
     [ -f "$RUNS/$run/done" ] || { echo "$run: not finished ($RUNS/$run/done missing)" >&2; exit 1; }
-    mkdir -p "$RESULTS/$run"
-    cp "$RUNS/$run/log.csv" "$RUNS/$run/options.json" "$RESULTS/$run/"
+    if [[ $run == isic-* ]]; then into=$ISIC_RESULTS; else into=$RESULTS; fi
+    mkdir -p "$into/$run"
+    cp "$RUNS/$run/log.csv" "$RUNS/$run/options.json" "$into/$run/"
+    if [[ $run == isic-* ]]; then
+        isic[${run##*-s}]+=" $RUNS/$run/best.bpk"
+        continue
+    fi
     checkpoints+=("$RUNS/$run/best.bpk")
     [ -f "$RUNS/$run/best-teacher.bpk" ] && checkpoints+=("$RUNS/$run/best-teacher.bpk")
 done
@@ -47,6 +57,17 @@ PY
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+for seed in "${!isic[@]}"; do
+    # shellcheck disable=SC2086
+    "$SCL" eval ${isic[$seed]} --data "$ISIC" --split val --val-fraction 0.2 --seed "$seed" \
+        --size 128 --json "$tmp/isic.json"
+    merge "$tmp/isic.json" "$ISIC_RESULTS/val-128.eval.json"
+done
+if [ ${#isic[@]} -gt 0 ]; then
+    echo "== isic val"
+    python3 scripts/summarize.py "$ISIC_RESULTS/val-128.eval.json" --pair isic-scl:isic-sup
+fi
+[ ${#checkpoints[@]} -gt 0 ] || exit 0
 "$SCL" eval "${checkpoints[@]}" --data "$KVASIR" --split val --size "$SIZE" --json "$tmp/val.json"
 merge "$tmp/val.json" "$RESULTS/val-$SIZE.eval.json"
 "$SCL" eval "${checkpoints[@]}" --data "$CVC" --split test --size "$SIZE" --json "$tmp/cvc.json"
