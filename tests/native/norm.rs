@@ -257,3 +257,23 @@ fn close(got: f32, want: f64, tol: f64, what: &str, name: &str) {
         "{what}: {name}: {got} vs {want}"
     );
 }
+
+#[test]
+fn a_nan_input_gives_nan_outputs_and_statistics_not_zeros() {
+    // PyTorch propagates a NaN through the batch statistics into the whole (group, channel):
+    // a divergence must show, not be clamped away by the ReLU.
+    let mut x = input();
+    x[5] = f64::NAN; // image 0, channel 0
+    let d = dev().autodiff();
+    let bn = layer(&d, true);
+    let y = to_vec(bn.forward_act(tensor4(f32s(&x), [B, C, H, W], &d), 2, Act::Relu));
+    for bi in 0..B {
+        for p in 0..HW {
+            let v = y[bi * C * HW + p];
+            // Images 0 and 1 form group 0; group 1 is untouched.
+            assert_eq!(v.is_nan(), bi < 2, "image {bi}, channel 0, pixel {p}: {v}");
+        }
+    }
+    assert!(to_vec(bn.running_var.value_sync())[0].is_nan());
+    assert!(!to_vec(bn.running_var.value_sync())[1].is_nan());
+}

@@ -28,7 +28,10 @@ impl FusedNorm for Flex {
             let (g, ch) = (key / dims.c, key % dims.c);
             let d = s1 / n;
             out[g * 2 * dims.c + ch] = (shift(key) as f64 + d) as f32;
-            out[g * 2 * dims.c + dims.c + ch] = (s2 / n - d * d).max(0.0) as f32;
+            // Rounding can make the variance slightly negative; NaN (from a non-finite input)
+            // must stay NaN (f64::max would turn it into 0 and hide the divergence).
+            let var = s2 / n - d * d;
+            out[g * 2 * dims.c + dims.c + ch] = if var < 0.0 { 0.0 } else { var } as f32;
         }
         tensor(out, [dims.groups, 2, dims.c])
     }

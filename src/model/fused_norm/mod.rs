@@ -5,9 +5,10 @@
 //! Written with Burn's tensor ops, a training batch norm plus ReLU6 is ~10 full-size passes
 //! forward and ~15 backward (centring, squaring, scaling, shifting, two ReLUs and each one's
 //! gradient), which made Flex's serial-then-parallel elementwise passes ~35% of a MobileNetV2
-//! training iteration. Here the statistics are one read pass, the normalised and clamped output
-//! one more, and the backward is the closed form (PyTorch's `batch_norm_backward`): one read
-//! pass for the two per-channel sums and one pass writing the input gradient.
+//! training iteration. Here the statistics read each plane once from memory (two loops over it,
+//! the second in cache), the normalised and clamped output is one more pass, and the backward
+//! is the closed form (PyTorch's `batch_norm_backward`): the two per-channel sums read each plane
+//! once (again two loops in cache) and one pass writes the input gradient.
 //!
 //! It is a Burn backend extension (`#[backend_extension]`) implemented for `Flex` (the kernels,
 //! `flex.rs`) and for `Autodiff<B>` (the backward step, `autodiff.rs`). Other backends (WebGPU)
@@ -98,12 +99,13 @@ pub trait FusedNormBackward: Backend {
     ) -> [FloatTensor<Self>; 3];
 }
 
-/// Whether `x` can take the fused path: an f32 tensor on the Flex device (autodiff or not),
-/// and `SCL_FUSED_NORM` is not `0`.
+/// Whether `x` can take the fused path: a non-empty f32 tensor on the Flex device (autodiff or
+/// not), and `SCL_FUSED_NORM` is not `0`.
 pub fn supported(x: &Tensor<4>) -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     let on = *ON.get_or_init(|| std::env::var("SCL_FUSED_NORM").map_or(true, |v| v != "0"));
     on && x.dtype() == DType::F32
+        && x.shape().num_elements() > 0
         && matches!(x.device().inner().as_dispatch(), DispatchDevice::Flex(_))
 }
 
