@@ -149,17 +149,11 @@ impl BatchNorm {
         let [b, c, h, w] = x.dims();
         let (gamma, beta) = (self.gamma.val(), self.beta.val());
         if !self.batch_statistics(&x) {
-            let device = x.device();
-            let mean = self.running_mean.value().to_device(&device);
-            let var = self.running_var.value().to_device(&device);
+            let (mean, var) = self.running_on(&x.device());
             let stats = Tensor::stack::<2>(vec![mean, var], 0).reshape([1, 2, c]);
             return fused_norm::bn_act(x, stats, gamma, beta, self.epsilon, act, false);
         }
-        let groups = if groups > 0 && b % groups == 0 {
-            groups
-        } else {
-            1
-        };
+        let groups = group_count(b, groups);
         let stats = fused_norm::stats(x.clone(), groups);
         let y = fused_norm::bn_act(x, stats.clone(), gamma, beta, self.epsilon, act, true);
         let stats = stats.inner();
@@ -176,26 +170,13 @@ impl BatchNorm {
         let gamma = self.gamma.val().reshape([1, c, 1, 1]);
         let beta = self.beta.val().reshape([1, c, 1, 1]);
         if !self.batch_statistics(&x) {
-            let device = x.device();
-            let mean = self
-                .running_mean
-                .value()
-                .to_device(&device)
-                .reshape([1, c, 1, 1]);
-            let var = self
-                .running_var
-                .value()
-                .to_device(&device)
-                .reshape([1, c, 1, 1]);
+            let (mean, var) = self.running_on(&x.device());
+            let (mean, var) = (mean.reshape([1, c, 1, 1]), var.reshape([1, c, 1, 1]));
             let scale = gamma * (var + self.epsilon).sqrt().recip();
             let shift = beta - mean * scale.clone();
             return x * scale + shift;
         }
-        let groups = if groups > 0 && b % groups == 0 {
-            groups
-        } else {
-            1
-        };
+        let groups = group_count(b, groups);
         let per = b / groups;
         let n = (per * h * w) as f64;
         let xg = x.reshape([groups, per, c, h * w]);
@@ -221,6 +202,14 @@ impl BatchNorm {
         y
     }
 
+    /// The running mean and variance on `device` (evaluation mode).
+    fn running_on(&self, device: &Device) -> (Tensor<1>, Tensor<1>) {
+        (
+            self.running_mean.value().to_device(device),
+            self.running_var.value().to_device(device),
+        )
+    }
+
     /// The running statistics' update from each group's mean and biased variance (`[G, C]`,
     /// off the autodiff tape) over `n` values: one PyTorch update per group, in order, with the
     /// unbiased variance.
@@ -240,5 +229,15 @@ impl BatchNorm {
         }
         self.running_mean.update(untracked_on(rm, device));
         self.running_var.update(untracked_on(rv, device));
+    }
+}
+
+/// The sub-batches batch norm uses for `b` images asked to split into `groups`: `groups` when
+/// it divides the batch, else one.
+fn group_count(b: usize, groups: usize) -> usize {
+    if groups > 0 && b.is_multiple_of(groups) {
+        groups
+    } else {
+        1
     }
 }

@@ -48,12 +48,12 @@ impl FusedNorm for Flex {
     ) -> FloatTensor<Self> {
         let mut x = contiguous(x);
         let dims = Dims::of(&x, stats.shape()[0]);
-        let norm = Affine::new(&dims, &stats, &gamma, Some(&beta), eps);
+        let coef = Affine::new(&dims, &stats, &gamma, eps).coef(&beta, dims.c);
         // In place when nothing else holds x (inference; in training the autodiff step keeps
         // x for the backward, so the output is a new buffer).
         if let Some(v) = owned_mut(&mut x) {
             for_planes(v, dims.hw, |p, o| {
-                let (a, b) = norm.coef[dims.key(p)];
+                let (a, b) = coef[dims.key(p)];
                 kernels::affine_clamp_in_place(o, a, b, lo, hi);
             });
             return x;
@@ -61,7 +61,7 @@ impl FusedNorm for Flex {
         let xs = f32s(&x);
         let mut out = vec![0f32; xs.len()];
         for_planes(&mut out, dims.hw, |p, o| {
-            let (a, b) = norm.coef[dims.key(p)];
+            let (a, b) = coef[dims.key(p)];
             kernels::affine_clamp(o, &xs[dims.plane(p)], a, b, lo, hi);
         });
         tensor(out, x.shape())
@@ -82,7 +82,7 @@ impl FusedNormBackward for Flex {
     ) -> [FloatTensor<Self>; 3] {
         let (x, y, mut grad) = (contiguous(x), contiguous(y), contiguous(grad));
         let dims = Dims::of(&x, stats.shape()[0]);
-        let norm = Affine::new(&dims, &stats, &gamma, None, eps);
+        let norm = Affine::new(&dims, &stats, &gamma, eps);
         let (xs, ys, gs) = (f32s(&x), f32s(&y), f32s(&grad));
         // Per plane: the sum of the passed gradient g' and of g' (x - mean).
         let sums = plane_map(dims.planes(), dims.hw, |p| {
@@ -193,38 +193,35 @@ impl Dims {
     }
 }
 
-/// Per (sub-batch, channel): `(mean, 1 / std, gamma / std)` and the affine `(a, b)` with
-/// `y = a x + b`.
+/// Per (sub-batch, channel): `(mean, 1 / std, gamma / std)`.
 struct Affine {
     stat: Vec<(f64, f64, f64)>,
-    coef: Vec<(f32, f32)>,
 }
 
 impl Affine {
-    fn new(
-        dims: &Dims,
-        stats: &FlexTensor,
-        gamma: &FlexTensor,
-        beta: Option<&FlexTensor>,
-        eps: f64,
-    ) -> Self {
+    fn new(dims: &Dims, stats: &FlexTensor, gamma: &FlexTensor, eps: f64) -> Self {
         let (stats, gamma) = (contiguous(stats.clone()), contiguous(gamma.clone()));
-        let beta = beta.map(|b| contiguous(b.clone()));
         let (s, gm) = (f32s(&stats), f32s(&gamma));
         let c = dims.c;
-        let mut stat = Vec::with_capacity(dims.groups * c);
-        let mut coef = Vec::with_capacity(dims.groups * c);
-        for g in 0..dims.groups {
-            for ch in 0..c {
+        let stat = (0..dims.groups * c)
+            .map(|key| {
+                let (g, ch) = (key / c, key % c);
                 let mean = s[g * 2 * c + ch] as f64;
                 let rstd = 1.0 / (s[g * 2 * c + c + ch] as f64 + eps).sqrt();
-                let a = gm[ch] as f64 * rstd;
-                let b = beta.as_ref().map_or(0.0, |b| f32s(b)[ch] as f64) - mean * a;
-                stat.push((mean, rstd, a));
-                coef.push((a as f32, b as f32));
-            }
-        }
-        Self { stat, coef }
+                (mean, rstd, gm[ch] as f64 * rstd)
+            })
+            .collect();
+        Self { stat }
+    }
+
+    /// The forward's `(a, b)` with `y = a x + b` (before the clamp).
+    fn coef(&self, beta: &FlexTensor, c: usize) -> Vec<(f32, f32)> {
+        let beta = contiguous(beta.clone());
+        let bt = f32s(&beta);
+        let coef = |(key, &(mean, _, a)): (usize, &(f64, f64, f64))| {
+            (a as f32, (bt[key % c] as f64 - mean * a) as f32)
+        };
+        self.stat.iter().enumerate().map(coef).collect()
     }
 }
 
