@@ -53,7 +53,17 @@ struct WorkerSleepState {
     condvar: Condvar,
 }
 
+// [scl patch] How long an idle worker looks for work before it sleeps. In the browser (wasm
+// with atomics: a pool of Web Workers sharing one memory) `thread::yield_now` does nothing, so
+// 32 rounds pass in microseconds, and a sleeping worker is woken through
+// `memory.atomic.notify`, which the browser delivers much later than a native futex wake: a
+// network's forward pass, whose hundreds of small parallel ops each wake the other workers,
+// then waits on those wake-ups at every op. There an idle worker spins for 16 Ki rounds (each
+// a pass over the queues) before it sleeps. Native targets are unchanged.
+#[cfg(not(all(target_family = "wasm", target_feature = "atomics")))]
 const ROUNDS_UNTIL_SLEEPY: u32 = 32;
+#[cfg(all(target_family = "wasm", target_feature = "atomics"))]
+const ROUNDS_UNTIL_SLEEPY: u32 = 1 << 14;
 const ROUNDS_UNTIL_SLEEPING: u32 = ROUNDS_UNTIL_SLEEPY + 1;
 
 impl Sleep {
