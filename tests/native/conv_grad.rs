@@ -146,6 +146,9 @@ fn network_shapes() {
         case(8, 3, 16, 32, 7, 2, 3),  // stem
         case(4, 16, 32, 16, 1, 2, 0), // projection shortcut
         case(1, 32, 16, 8, 3, 2, 1),  // batch 1, stride 2
+        // Batch 1 pointwise on a 56x56 map: the patch splits the positions into one gemm
+        // per pool thread (ragged blocks) and zeroes and biases the output in parallel.
+        case(1, 32, 24, 56, 1, 1, 0),
     ] {
         check(&c);
     }
@@ -182,6 +185,13 @@ fn awkward_shapes() {
     check(&grouped(8, 12, 4, 1));
     check(&grouped(12, 12, 12, 1));
     check(&grouped(12, 12, 12, 2));
+    // Depthwise with one image and an output large enough (16 x 64 x 64) to be zeroed and
+    // biased on the pool's threads.
+    check(&Case {
+        b: 1,
+        hw: (64, 64),
+        ..grouped(16, 16, 16, 1)
+    });
     // A channel multiplier (not depthwise in the patch's sense).
     check(&grouped(4, 8, 4, 1));
 }

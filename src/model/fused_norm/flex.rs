@@ -253,8 +253,10 @@ fn tensor(v: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
 }
 
 /// Minimum values per rayon task.
-#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+#[cfg(not(target_arch = "wasm32"))]
 const TASK: usize = 1 << 15;
+#[cfg(all(target_arch = "wasm32", target_feature = "atomics"))]
+const TASK: usize = 1 << 13;
 
 /// `f(p, plane)` for each plane of `hw` values of `out`, in parallel where possible.
 fn for_planes(out: &mut [f32], hw: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {

@@ -688,8 +688,22 @@ fn conv3d_1x1_impl<
     };
     #[cfg(not(feature = "rayon"))]
     let parallelism = gemm::Parallelism::None;
+    // [scl patch] With fewer images than threads, split each image's positions (the gemm's
+    // columns) into one block per thread instead: gemm's own split leaves a thread idle for
+    // the small-`m`, small-`k` shapes of a MobileNet (e.g. 16 x 32 x 12544, 24 x 144 x 3136).
+    #[cfg(feature = "rayon")]
+    let column_blocks = {
+        let threads = rayon::current_num_threads();
+        let work = m.saturating_mul(n).saturating_mul(k);
+        if batch_size < threads && groups == 1 && n >= 64 * threads && work >= 1 << 16 {
+            threads
+        } else {
+            1
+        }
+    };
 
-    let mut output = vec![zero; total_output];
+    // [scl patch] zeroed on the pool's threads, not in a serial pass before the gemms.
+    let mut output = super::par::filled(total_output, zero);
 
     {
         #[cfg(feature = "rayon")]
@@ -697,38 +711,73 @@ fn conv3d_1x1_impl<
             use rayon::prelude::*;
             let dst_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
 
-            (0..batch_size).into_par_iter().for_each(|b| {
-                for g in 0..groups {
-                    let x_offset = b * channels_in * spatial + g * k * spatial;
-                    let w_offset = g * out_channels_per_group * k;
-                    let out_offset =
-                        b * channels_out * spatial + g * out_channels_per_group * spatial;
-
+            if column_blocks > 1 {
+                // Blocks of whole 16-column groups; each (image, block) is one gemm of
+                // `m x cols` over rows of stride `n`, writing disjoint columns of the output.
+                let per = n.div_ceil(column_blocks).div_ceil(16) * 16;
+                let blocks = n.div_ceil(per);
+                (0..batch_size * blocks).into_par_iter().for_each(|task| {
+                    let (b, blk) = (task / blocks, task % blocks);
+                    let c0 = blk * per;
+                    let cols = per.min(n - c0);
                     unsafe {
                         gemm::gemm(
                             m,
-                            n,
+                            cols,
                             k,
-                            dst_ptr.ptr_add(out_offset),
-                            1,          // dst_cs
-                            n as isize, // dst_rs
-                            false,      // read_dst
-                            w_data.as_ptr().add(w_offset),
-                            1,          // lhs_cs: W row-major
-                            k as isize, // lhs_rs
-                            x_data.as_ptr().add(x_offset),
-                            1,          // rhs_cs: X row-major
-                            n as isize, // rhs_rs
+                            dst_ptr.ptr_add(b * channels_out * n + c0),
+                            1,
+                            n as isize,
+                            false,
+                            w_data.as_ptr(),
+                            1,
+                            k as isize,
+                            x_data.as_ptr().add(b * channels_in * n + c0),
+                            1,
+                            n as isize,
                             zero,
                             one,
                             false,
                             false,
                             false,
-                            parallelism,
+                            gemm::Parallelism::None,
                         );
                     }
-                }
-            });
+                });
+            } else {
+                (0..batch_size).into_par_iter().for_each(|b| {
+                    for g in 0..groups {
+                        let x_offset = b * channels_in * spatial + g * k * spatial;
+                        let w_offset = g * out_channels_per_group * k;
+                        let out_offset =
+                            b * channels_out * spatial + g * out_channels_per_group * spatial;
+
+                        unsafe {
+                            gemm::gemm(
+                                m,
+                                n,
+                                k,
+                                dst_ptr.ptr_add(out_offset),
+                                1,          // dst_cs
+                                n as isize, // dst_rs
+                                false,      // read_dst
+                                w_data.as_ptr().add(w_offset),
+                                1,          // lhs_cs: W row-major
+                                k as isize, // lhs_rs
+                                x_data.as_ptr().add(x_offset),
+                                1,          // rhs_cs: X row-major
+                                n as isize, // rhs_rs
+                                zero,
+                                one,
+                                false,
+                                false,
+                                false,
+                                parallelism,
+                            );
+                        }
+                    }
+                });
+            }
         }
         #[cfg(not(feature = "rayon"))]
         {
@@ -1241,7 +1290,8 @@ where
         .map(|kw| valid_out_range(kw, dilation_w, pad_w, stride_w, in_w, out_w))
         .collect();
 
-    let mut output = vec![zero; total];
+    // [scl patch] zeroed on the pool's threads, not in a serial pass before the planes.
+    let mut output = super::par::filled(total, zero);
 
     // Per-plane work for one `(batch, channel)` pair. Output slice is passed
     // in so the rayon and sequential dispatch paths can source it differently

@@ -568,7 +568,8 @@ pub fn conv2d_forward_f32(
     let positions = g.oh * g.ow;
     let tile = tile_len(rows, positions);
     let tiles = positions.div_ceil(tile);
-    let mut out = vec![0.0f32; g.batch * g.c_out * positions];
+    // [scl patch] zeroed on the pool's threads (gemm overwrites it; zeroing keeps it safe).
+    let mut out = super::par::filled(g.batch * g.c_out * positions, 0.0f32);
     let dst = Shared(out.as_mut_ptr());
     for_each_chunk(g.batch * tiles, rows * tile, |range, col| {
         let dst = dst;

@@ -97,13 +97,16 @@ pub(crate) fn add_bias<#[cfg(feature = "simd")] S: macerator::Simd, T: Element +
     channels: usize,
     spatial: usize,
 ) {
-    for b in 0..batch {
-        for c in 0..channels {
-            let offset = b * channels * spatial + c * spatial;
-            let bias_val = bias[c];
-            for i in 0..spatial {
-                output[offset + i] = T::add(output[offset + i], bias_val);
+    // [scl patch] on the pool's threads for large outputs, whole planes per chunk.
+    let n = output.len();
+    debug_assert_eq!(n, batch * channels * spatial);
+    let plane = spatial.max(1);
+    super::par::for_chunks_mut_work(output, plane, n, |start, chunk| {
+        for (i, values) in chunk.chunks_mut(plane).enumerate() {
+            let bias_val = bias[(start / plane + i) % channels];
+            for v in values {
+                *v = T::add(*v, bias_val);
             }
         }
-    }
+    });
 }

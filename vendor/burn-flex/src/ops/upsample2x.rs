@@ -73,7 +73,7 @@ pub fn upsample2x_f32(x: FlexTensor) -> FlexTensor {
     let s = x.layout().shape().clone();
     let (h, w) = (s[2], s[3]);
     let xd: &[f32] = x.storage();
-    let mut out = vec![0.0f32; s[0] * s[1] * 4 * h * w];
+    let mut out = super::par::filled(s[0] * s[1] * 4 * h * w, 0.0f32);
     for_planes(&mut out, 4 * h * w, |i, o| {
         let inp = &xd[i * h * w..(i + 1) * h * w];
         // Rows first (each input row widened to 2w), then columns: out rows 2r and 2r + 1
