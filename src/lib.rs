@@ -50,6 +50,9 @@ pub enum Error {
     /// A weights file that cannot be used.
     #[error("{0}")]
     Weights(#[from] weights::WeightsError),
+    /// A device (GPU, or the CPU backend) that could not run or return a computation.
+    #[error("device: {0}")]
+    Device(String),
     /// A file-system error.
     #[error("{path}: {source}")]
     Io {

@@ -26,6 +26,7 @@ use crate::metrics::Confusion;
 use crate::model::{STRIDE, Scl, trainable_params};
 use crate::weights::{self, Precision};
 
+mod pool;
 mod stages;
 
 /// Installs the panic hook (panics print their message to the console instead of
@@ -77,21 +78,31 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     Reflect::set(obj, &key.into(), &value.into()).expect("set on a plain object");
 }
 
+/// The page's working sizes: multiples of the network's stride, 32 to 1024.
+fn check_size(size: u32) -> Result<(), JsError> {
+    if size == 0 || !(size as usize).is_multiple_of(STRIDE) || size > 1024 {
+        return Err(err(format!(
+            "working size {size} must be a multiple of {STRIDE} between 32 and 1024"
+        )));
+    }
+    Ok(())
+}
+
 /// Reads tensors from the device in one asynchronous transaction (one GPU round trip).
-async fn read_all(tensors: Vec<Tensor<4>>) -> Result<Vec<Vec<f32>>, JsError> {
+async fn read_all(tensors: Vec<Tensor<4>>) -> Result<Vec<Vec<f32>>, crate::Error> {
+    fn failed(e: impl std::fmt::Debug) -> crate::Error {
+        crate::Error::Device(format!("reading a result back failed: {e:?}"))
+    }
     let tx = tensors
         .into_iter()
         .fold(Transaction::default(), |tx, t| tx.register(t));
-    let data = tx
-        .execute_async()
-        .await
-        .map_err(|e| err(format!("{e:?}")))?;
+    let data = tx.execute_async().await.map_err(failed)?;
     data.into_iter()
-        .map(|d| d.try_into_vec::<f32>().map_err(|e| err(format!("{e:?}"))))
+        .map(|d| d.try_into_vec::<f32>().map_err(failed))
         .collect()
 }
 
-async fn read(t: Tensor<4>) -> Result<Vec<f32>, JsError> {
+async fn read(t: Tensor<4>) -> Result<Vec<f32>, crate::Error> {
     Ok(read_all(vec![t]).await?.swap_remove(0))
 }
 
@@ -224,12 +235,13 @@ impl Engine {
     }
 
     /// Runs one warm-up pass at `size` so that the first real image does not pay for shader
-    /// compilation and memory allocation.
+    /// compilation and memory allocation: the same passes as [`Engine::segment`] (on a pool
+    /// worker in the multi-threaded build).
     pub async fn warm_up(&self, size: u32) -> Result<f64, JsError> {
+        check_size(size)?;
         let t0 = now();
         let x = Tensor::<4>::full([1, 3, size as usize, size as usize], 0.5, &self.device);
-        let (_, fine) = self.model.predict_mask(x).map_err(err)?;
-        read(fine).await?;
+        stages::run(&self.model, x).await?;
         Ok(now() - t0)
     }
 
@@ -249,11 +261,7 @@ impl Engine {
         name: String,
         size: u32,
     ) -> Result<Object, JsError> {
-        if size == 0 || !(size as usize).is_multiple_of(STRIDE) || size > 1024 {
-            return Err(err(format!(
-                "working size {size} must be a multiple of {STRIDE} between 32 and 1024"
-            )));
-        }
+        check_size(size)?;
         let t_start = now();
         let img = imageio::decode_rgb(&bytes, &name).map_err(err)?;
         drop(bytes);

@@ -4,15 +4,14 @@
 //! (coarse mask, erased image, the five gate maps, inpainting, composite, the self-correction
 //! map). [`super::Engine::segment`] decodes the image and assembles the result around them.
 
+use super::pool::{on_pool, ready};
+use super::{now, picture_grey, picture_rgb, read, read_all, set};
+use crate::model::Scl;
+use crate::{Error, imageio};
 use burn::prelude::*;
 use burn::tensor::activation::sigmoid;
 use image::RgbImage;
 use js_sys::Object;
-use wasm_bindgen::JsError;
-
-use super::{now, picture_grey, picture_rgb, read, read_all, set};
-use crate::imageio;
-use crate::model::Scl;
 
 /// A gate map read back from the device: its values (mean over channels) and `(width, height)`.
 type GateMap = (Vec<f32>, (usize, usize));
@@ -54,13 +53,39 @@ pub(super) struct StageMaps {
     composite: Vec<f32>,
 }
 
-/// Runs the network on `x` (`[1, 3, n, n]`), stage by stage.
-pub(super) async fn run(model: &Scl, x: Tensor<4>) -> Result<Passes, JsError> {
+/// Runs the network on `x` (`[1, 3, n, n]`), stage by stage; `ends` are on this thread's
+/// clock. The multi-threaded build runs the passes on a worker of its pool ([`on_pool`]):
+/// the stages are timed there and moved onto this clock, and the last stage's end is when
+/// the result is back here.
+pub(super) async fn run(model: &Scl, x: Tensor<4>) -> Result<Passes, Error> {
+    if cfg!(target_feature = "atomics") {
+        let t0 = now();
+        let mut passes = on_pool(|| {
+            let start = now();
+            let passes = ready(passes(model, x)).unwrap_or_else(|| {
+                Err(Error::Device(
+                    "a read on the CPU backend did not complete".into(),
+                ))
+            });
+            passes.map(|p| Passes {
+                ends: p.ends.map(|t| t - start),
+                ..p
+            })
+        })?;
+        passes.ends = passes.ends.map(|t| t0 + t);
+        passes.ends[3] = now();
+        Ok(passes)
+    } else {
+        passes(model, x).await
+    }
+}
+
+async fn passes(model: &Scl, x: Tensor<4>) -> Result<Passes, Error> {
     if model.config.two_stage {
         two_stage(model, x).await
     } else {
         // Single-stage network (the supervised baseline): one mask.
-        let (coarse, fine) = model.predict_mask(x).map_err(super::err)?;
+        let (coarse, fine) = model.predict_mask(x)?;
         drop(coarse);
         let fine = read(fine).await?;
         let t = now();
@@ -72,7 +97,7 @@ pub(super) async fn run(model: &Scl, x: Tensor<4>) -> Result<Passes, JsError> {
     }
 }
 
-async fn two_stage(model: &Scl, x: Tensor<4>) -> Result<Passes, JsError> {
+async fn two_stage(model: &Scl, x: Tensor<4>) -> Result<Passes, Error> {
     // Stage 1: coarse mask and the erased image.
     let coarse = model.coarse(x.clone(), 1);
     let mut back = read_all(vec![coarse.prob.clone(), coarse.masked.clone()]).await?;
