@@ -5,18 +5,14 @@
 // and prints each thread's busiest functions (self time). Build the module with symbols for
 // readable names (RUSTFLAGS without `-C strip=symbols`); prints numbers, asserts nothing.
 //   node tests/page/profile.mjs [SIZE] [RUNS] [WARMUP] [THREADS] [TOP]
-import { serveDist, syntheticPng } from './serve.mjs';
-import { chromium } from 'playwright-core';
+import { serveDist, launchChromium, syntheticPng, fineMaskShown } from './serve.mjs';
 import { createRequire } from 'node:module';
 
 const { ws: WebSocket } = createRequire(import.meta.url)('playwright-core/lib/utilsBundle');
 const [size, runs, warmup, threads, top] = [224, 10, 3, 2, 12].map((d, i) => Number(process.argv[i + 2] || d));
 const port = 9300 + Math.floor(Math.random() * 500);
 const server = await serveDist();
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--headless', '--no-sandbox', '--disable-dev-shm-usage', `--remote-debugging-port=${port}`],
-});
+const browser = await launchChromium({ args: [`--remote-debugging-port=${port}`] });
 
 // The browser's CDP endpoint, flat sessions: every worker is attached with its own sessionId.
 const version = await (await fetch(`http://127.0.0.1:${port}/json/version`)).json();
@@ -53,13 +49,18 @@ try {
   await page.goto(`${server.origin}/index.html?backend=flex&size=${size}&threads=${threads}`);
   await page.waitForSelector('#loading', { state: 'hidden', timeout: 600_000 });
   console.log(`${await page.textContent('#backend-badge')}; ${workers.size} workers`);
-  // Each round drops the image again (a new entry, segmented as it arrives): no model reload.
-  const png = syntheticPng(size, size);
+  // Each round re-selects the model, as tests/page/speed.mjs does: the worker reloads the
+  // weights and runs its warm-up pass (the same staged passes), then segments the image, so a
+  // round holds two forward passes.
+  await page.setInputFiles('#file-input', { name: 'profile.png', mimeType: 'image/png', buffer: syntheticPng(size, size) });
+  let first = true;
   const segment = async () => {
-    await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); });
-    await page.setInputFiles('#file-input', { name: 'profile.png', mimeType: 'image/png', buffer: png });
-    await page.waitForFunction(() => !document.getElementById('stages').classList.contains('busy')
-      && !!document.querySelector('figure[data-stage="fine"] canvas'), null, { timeout: 600_000 });
+    if (!first) {
+      await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); });
+      await page.dispatchEvent('#model-select', 'change');
+    }
+    first = false;
+    await fineMaskShown(page);
   };
   for (let i = 0; i < warmup; i++) await segment();
   const sessions = [...workers.keys()];

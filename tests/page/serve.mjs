@@ -34,14 +34,21 @@ export async function serveDist({ isolated = true } = {}) {
   return Object.assign(handle, { origin: `http://127.0.0.1:${server.address().port}`, close: () => server.close() });
 }
 
-// Headless Chromium; `webgpu` adds the flags that expose SwiftShader's WebGPU adapter.
-export function launchChromium({ webgpu = false } = {}) {
+// Headless Chromium; `webgpu` adds the flags that expose SwiftShader's WebGPU adapter, `args`
+// any others (e.g. a remote-debugging port).
+export function launchChromium({ webgpu = false, args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
-      ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan'] : [])],
+      ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan'] : []), ...args],
   });
+}
+
+// Resolves once the page has finished segmenting and shows a fine mask.
+export function fineMaskShown(page) {
+  return page.waitForFunction(() => !document.getElementById('stages').classList.contains('busy')
+    && !!document.querySelector('figure[data-stage="fine"] canvas'), null, { timeout: 600_000 });
 }
 
 // The synthetic test image (same formula as scl::imageio::synthetic_image), as a PNG; with

@@ -4,7 +4,7 @@
 // warm-up. Run after scripts/web.sh: `node tests/page/soak.mjs [MINUTES] [SAMPLE] [MODE] [STEPS]`,
 // MODE `both` (default), `adapt` (adaptations only) or `segment` (segmentations only), and
 // STEPS per adaptation (default 10): `node tests/page/soak.mjs 30 60 adapt 1`.
-import { serveDist, launchChromium, syntheticPng } from './serve.mjs';
+import { serveDist, launchChromium, syntheticPng, fineMaskShown } from './serve.mjs';
 
 const minutes = Number(process.argv[2] || 30);
 const sample = Number(process.argv[3] || 60);
@@ -45,8 +45,7 @@ while (Date.now() - t0 < minutes * 60_000) {
   for (let i = 1; i <= 6 && mode !== 'adapt'; i++) {
     if (mode === 'segment') await page.evaluate(() => window.sclTest.forget());
     await page.click(`#gallery .thumb:nth-child(${i})`);
-    await page.waitForFunction(() => !document.getElementById('stages').classList.contains('busy')
-      && !!document.querySelector('figure[data-stage="fine"] canvas'), null, { timeout: 600_000 });
+    await fineMaskShown(page);
   }
   rounds++;
 }

@@ -8,7 +8,7 @@
 // segmentation, inpainting + composite: the same two-stage pipeline ORT Web's graph runs;
 // decoding and drawing the pictures excluded). Prints numbers; asserts nothing.
 //   node tests/page/speed.mjs [SIZE] [RUNS] [WARMUP] [THREADS]
-import { serveDist, launchChromium, syntheticPng } from './serve.mjs';
+import { serveDist, launchChromium, syntheticPng, fineMaskShown } from './serve.mjs';
 
 const size = Number(process.argv[2] || 160), runs = Number(process.argv[3] || 15), warmup = Number(process.argv[4] || 3);
 const threads = Number(process.argv[5] || 1);
@@ -27,8 +27,7 @@ try {
       await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); });
       await page.dispatchEvent('#model-select', 'change');
     }
-    await page.waitForFunction(() => !document.getElementById('stages').classList.contains('busy')
-      && !!document.querySelector('figure[data-stage="fine"] canvas'), null, { timeout: 600_000 });
+    await fineMaskShown(page);
     const line = await page.textContent('#timings');
     const ms = (label) => Number(new RegExp(`${label} (\\d+) ms`).exec(line)[1]);
     const t = ms('stage 1: encoder \\+ coarse mask') + ms('stage 2: encode masked image \\+ GFF') + ms('fine segmentation') + ms('inpainting \\+ composite');

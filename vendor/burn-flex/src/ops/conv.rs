@@ -711,73 +711,50 @@ fn conv3d_1x1_impl<
             use rayon::prelude::*;
             let dst_ptr = crate::ops::SendMutPtr::new(output.as_mut_ptr());
 
-            if column_blocks > 1 {
-                // Blocks of whole 16-column groups; each (image, block) is one gemm of
-                // `m x cols` over rows of stride `n`, writing disjoint columns of the output.
-                let per = n.div_ceil(column_blocks).div_ceil(16) * 16;
-                let blocks = n.div_ceil(per);
-                (0..batch_size * blocks).into_par_iter().for_each(|task| {
-                    let (b, blk) = (task / blocks, task % blocks);
-                    let c0 = blk * per;
-                    let cols = per.min(n - c0);
+            // Each task is one image's block of columns (the whole image unless
+            // `column_blocks` splits it, in whole 16-column groups): per group one gemm of
+            // `m x cols` over rows of stride `n`, writing disjoint columns of the output.
+            let per = n.div_ceil(column_blocks).div_ceil(16) * 16;
+            let blocks = n.div_ceil(per.max(1)).max(1);
+            let parallelism = if blocks > 1 {
+                gemm::Parallelism::None
+            } else {
+                parallelism
+            };
+            (0..batch_size * blocks).into_par_iter().for_each(|task| {
+                let (b, c0) = (task / blocks, (task % blocks) * per);
+                let cols = per.min(n - c0);
+                for g in 0..groups {
+                    let x_offset = b * channels_in * spatial + g * k * spatial + c0;
+                    let w_offset = g * out_channels_per_group * k;
+                    let out_offset =
+                        b * channels_out * spatial + g * out_channels_per_group * spatial + c0;
+
                     unsafe {
                         gemm::gemm(
                             m,
                             cols,
                             k,
-                            dst_ptr.ptr_add(b * channels_out * n + c0),
-                            1,
-                            n as isize,
-                            false,
-                            w_data.as_ptr(),
-                            1,
-                            k as isize,
-                            x_data.as_ptr().add(b * channels_in * n + c0),
-                            1,
-                            n as isize,
+                            dst_ptr.ptr_add(out_offset),
+                            1,          // dst_cs
+                            n as isize, // dst_rs
+                            false,      // read_dst
+                            w_data.as_ptr().add(w_offset),
+                            1,          // lhs_cs: W row-major
+                            k as isize, // lhs_rs
+                            x_data.as_ptr().add(x_offset),
+                            1,          // rhs_cs: X row-major
+                            n as isize, // rhs_rs
                             zero,
                             one,
                             false,
                             false,
                             false,
-                            gemm::Parallelism::None,
+                            parallelism,
                         );
                     }
-                });
-            } else {
-                (0..batch_size).into_par_iter().for_each(|b| {
-                    for g in 0..groups {
-                        let x_offset = b * channels_in * spatial + g * k * spatial;
-                        let w_offset = g * out_channels_per_group * k;
-                        let out_offset =
-                            b * channels_out * spatial + g * out_channels_per_group * spatial;
-
-                        unsafe {
-                            gemm::gemm(
-                                m,
-                                n,
-                                k,
-                                dst_ptr.ptr_add(out_offset),
-                                1,          // dst_cs
-                                n as isize, // dst_rs
-                                false,      // read_dst
-                                w_data.as_ptr().add(w_offset),
-                                1,          // lhs_cs: W row-major
-                                k as isize, // lhs_rs
-                                x_data.as_ptr().add(x_offset),
-                                1,          // rhs_cs: X row-major
-                                n as isize, // rhs_rs
-                                zero,
-                                one,
-                                false,
-                                false,
-                                false,
-                                parallelism,
-                            );
-                        }
-                    }
-                });
-            }
+                }
+            });
         }
         #[cfg(not(feature = "rayon"))]
         {

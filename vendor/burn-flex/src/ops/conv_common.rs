@@ -97,22 +97,10 @@ pub(crate) fn add_bias<#[cfg(feature = "simd")] S: macerator::Simd, T: Element +
     channels: usize,
     spatial: usize,
 ) {
-    // [scl patch] on the pool's threads for large outputs, whole planes per chunk; small ones
-    // (and every output without `rayon`) keep the original loop.
+    // [scl patch] on the pool's threads for large outputs, whole planes per chunk (one chunk,
+    // on the calling thread, for small ones and without `rayon`).
     let n = output.len();
     debug_assert_eq!(n, batch * channels * spatial);
-    if super::par::serial(n) {
-        for b in 0..batch {
-            for c in 0..channels {
-                let offset = b * channels * spatial + c * spatial;
-                let bias_val = bias[c];
-                for i in 0..spatial {
-                    output[offset + i] = T::add(output[offset + i], bias_val);
-                }
-            }
-        }
-        return;
-    }
     let plane = spatial.max(1);
     super::par::for_chunks_mut_work(output, plane, n, |start, chunk| {
         for (i, values) in chunk.chunks_mut(plane).enumerate() {

@@ -30,11 +30,6 @@ fn pieces(n: usize) -> usize {
     threads().min(n / (PAR_MIN / 2)).max(1)
 }
 
-/// Whether a pass over `n` elements runs on the calling thread alone.
-pub(crate) fn serial(n: usize) -> bool {
-    pieces(n) <= 1
-}
-
 /// The pool's thread count (1 without `rayon`).
 pub(crate) fn threads() -> usize {
     #[cfg(feature = "rayon")]
@@ -141,7 +136,7 @@ where
 /// parallel work: with a batch of one image about a tenth of a MobileNetV2 forward's wall time
 /// on two threads.)
 pub(crate) fn filled<T: Copy + Send + Sync>(n: usize, value: T) -> Vec<T> {
-    if serial(n) {
+    if pieces(n) <= 1 {
         // Serial: `vec!` zeroes through `alloc_zeroed`, which skips the pass for memory that
         // is fresh from the system (the single-threaded browser build was ~10% slower with
         // an explicit fill).
