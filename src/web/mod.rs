@@ -234,14 +234,17 @@ impl Engine {
         Ok(self.describe())
     }
 
-    /// Runs one warm-up pass at `size` so that the first real image does not pay for shader
-    /// compilation and memory allocation: the same passes as [`Engine::segment`] (on a pool
-    /// worker in the multi-threaded build).
+    /// Runs one warm-up pass at `size` (the two-stage forward, one read) so that the first real
+    /// image does not pay for shader compilation and memory allocation. (Running
+    /// [`Engine::segment`]'s staged passes here instead, as from 62c54c8, left the
+    /// single-threaded page's images 10% slower, 185 vs 167 ms at 224 px, through no change to
+    /// the kernels: in that build the same hot functions ran slower; README, "Speed".)
     pub async fn warm_up(&self, size: u32) -> Result<f64, JsError> {
         check_size(size)?;
         let t0 = now();
         let x = Tensor::<4>::full([1, 3, size as usize, size as usize], 0.5, &self.device);
-        stages::run(&self.model, x).await?;
+        let (_, fine) = self.model.predict_mask(x).map_err(err)?;
+        read(fine).await?;
         Ok(now() - t0)
     }
 

@@ -13,7 +13,9 @@ import { serveDist, launchChromium, syntheticPng, fineMaskShown } from './serve.
 const size = Number(process.argv[2] || 160), runs = Number(process.argv[3] || 15), warmup = Number(process.argv[4] || 3);
 const threads = Number(process.argv[5] || 1);
 const server = await serveDist();
-const browser = await launchChromium();
+// CHROMIUM_ARGS (space-separated) adds browser flags, e.g. "--js-flags=--no-liftoff" to compare
+// WebAssembly tiers; SPEED_RUNS=1 prints every timed run in order.
+const browser = await launchChromium({ args: (process.env.CHROMIUM_ARGS || '').split(' ').filter(Boolean) });
 try {
   const page = await browser.newPage();
   await page.goto(`${server.origin}/index.html?backend=flex&size=${size}&threads=${threads}`);
@@ -21,7 +23,7 @@ try {
   const badge = await page.textContent('#backend-badge');
   if (!badge.includes(threads > 1 ? `${threads} threads` : '1 thread')) throw new Error(`asked for ${threads} thread(s), the page runs: ${badge}`);
   await page.setInputFiles('#file-input', { name: 'speed.png', mimeType: 'image/png', buffer: syntheticPng(size, size) });
-  const times = [];
+  const times = [], stages = [];
   for (let i = 0; i < warmup + runs; i++) {
     if (i > 0) {
       await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); });
@@ -30,8 +32,12 @@ try {
     await fineMaskShown(page);
     const line = await page.textContent('#timings');
     const ms = (label) => Number(new RegExp(`${label} (\\d+) ms`).exec(line)[1]);
-    const t = ms('stage 1: encoder \\+ coarse mask') + ms('stage 2: encode masked image \\+ GFF') + ms('fine segmentation') + ms('inpainting \\+ composite');
-    if (i >= warmup) times.push(t);
+    const parts = [ms('stage 1: encoder \\+ coarse mask'), ms('stage 2: encode masked image \\+ GFF'), ms('fine segmentation'), ms('inpainting \\+ composite')];
+    if (i >= warmup) { times.push(parts.reduce((a, b) => a + b)); stages.push(parts); }
+  }
+  if (process.env.SPEED_RUNS) {
+    const med = (xs) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
+    console.log(`runs_ms=${times.join(',')} stage_medians_ms=${[0, 1, 2, 3].map((k) => med(stages.map((p) => p[k]))).join('/')}`);
   }
   times.sort((a, b) => a - b);
   console.log(`page-flex threads=${threads} size=${size} median_ms=${times[times.length >> 1]} min_ms=${times[0]}`);
