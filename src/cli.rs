@@ -77,7 +77,7 @@ struct TrainArgs {
     /// Run folder: checkpoints, logs and the labeled/unlabeled stem lists go here.
     #[arg(long, short)]
     out: PathBuf,
-    /// scl | scl-add | scl-concat | scl-oracle | supervised | two-stage | mean-teacher.
+    /// scl | scl-add | scl-concat | scl-concat-res | scl-oracle | supervised | two-stage | mean-teacher.
     #[arg(long, default_value = "scl")]
     method: String,
     #[command(flatten)]
@@ -240,7 +240,7 @@ struct ModelArgs {
     /// Override the base width (multiple of 8).
     #[arg(long)]
     width: Option<usize>,
-    /// Override the fusion (gff | add | concat).
+    /// Override the fusion (gff | add | concat | concat-res).
     #[arg(long)]
     fusion: Option<String>,
 }
@@ -255,16 +255,7 @@ impl ModelArgs {
             cfg.width = w;
         }
         if let Some(f) = &self.fusion {
-            cfg.fusion = match f.as_str() {
-                "gff" => Fusion::Gff,
-                "add" => Fusion::Add,
-                "concat" => Fusion::Concat,
-                other => {
-                    return Err(Error::Config(format!(
-                        "unknown fusion '{other}' (gff | add | concat)"
-                    )));
-                }
-            };
+            cfg.fusion = Fusion::parse(f)?;
         }
         cfg.validate()?;
         Ok(cfg)

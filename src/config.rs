@@ -64,16 +64,42 @@ pub enum Fusion {
     Add,
     /// Ablation: `Conv1x1(2C -> C)([s, p])`.
     Concat,
+    /// Ablation (this project's): `s + Conv1x1(2C -> C)([s, p])`, the convolution starting at
+    /// zero, so that the fused features start as the image's own and stay in the encoder's
+    /// space (the shared segmentation decoder reads raw encoder features in stage 1).
+    ConcatResidual,
 }
 
 impl Fusion {
+    /// Every fusion, as the CLI lists them.
+    pub const ALL: [Fusion; 4] = [
+        Fusion::Gff,
+        Fusion::Add,
+        Fusion::Concat,
+        Fusion::ConcatResidual,
+    ];
+
     /// Lower-case name, as the CLI spells it.
     pub fn name(self) -> &'static str {
         match self {
             Fusion::Gff => "gff",
             Fusion::Add => "add",
             Fusion::Concat => "concat",
+            Fusion::ConcatResidual => "concat-res",
         }
+    }
+
+    /// Parses a CLI name.
+    pub fn parse(name: &str) -> Result<Self, crate::Error> {
+        Fusion::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                crate::Error::Config(format!(
+                    "unknown fusion '{name}' (one of: {})",
+                    Fusion::ALL.map(|f| f.name()).join(", ")
+                ))
+            })
     }
 }
 

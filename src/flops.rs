@@ -98,7 +98,7 @@ impl Macs {
                 let (hs, ws) = at(i as u32 + 1);
                 match config.fusion {
                     Fusion::Gff => 3 * conv(hs, ws, 2 * c, c, 3),
-                    Fusion::Concat => conv(hs, ws, 2 * c, c, 1),
+                    Fusion::Concat | Fusion::ConcatResidual => conv(hs, ws, 2 * c, c, 1),
                     Fusion::Add => 0,
                 }
             })

@@ -1,5 +1,8 @@
-//! Fusion of the original-image features `s` and the masked-image features `p` at one level.
+//! Fusion of the original-image features `s` and the masked-image features `p` at one level
+//! (SPEC.md, "The network": GFF; the paper's addition and concatenation ablations, and
+//! this project's residual concatenation).
 
+use burn::module::Param;
 use burn::nn::conv::Conv2d;
 use burn::prelude::*;
 use burn::tensor::activation::{relu, sigmoid};
@@ -51,35 +54,43 @@ impl Gff {
 pub struct FusionBlock {
     /// Set for [`Fusion::Gff`].
     pub gff: Option<Gff>,
-    /// Set for [`Fusion::Concat`]: Conv1x1(2C -> C) with bias.
+    /// Set for [`Fusion::Concat`] and [`Fusion::ConcatResidual`]: Conv1x1(2C -> C) with bias.
     pub concat: Option<Conv2d>,
+    /// Whether the concatenation's output is added to `s` ([`Fusion::ConcatResidual`]). Not
+    /// in the record: the network's configuration says which fusion it has.
+    #[module(skip)]
+    pub residual: bool,
 }
 
 impl FusionBlock {
     /// A fusion module of kind `kind` for `c` channels.
     pub fn new(kind: Fusion, c: usize, device: &Device) -> Self {
-        match kind {
-            Fusion::Gff => Self {
-                gff: Some(Gff::new(c, device)),
-                concat: None,
-            },
-            Fusion::Add => Self {
-                gff: None,
-                concat: None,
-            },
-            Fusion::Concat => Self {
-                gff: None,
-                concat: Some(conv(2 * c, c, 1, 1, true, device)),
-            },
+        let (gff, concat) = match kind {
+            Fusion::Gff => (Some(Gff::new(c, device)), None),
+            Fusion::Add => (None, None),
+            Fusion::Concat => (None, Some(conv(2 * c, c, 1, 1, true, device))),
+            Fusion::ConcatResidual => {
+                // Zero weights and bias: the block starts as the identity on `s`.
+                let mut conv = conv(2 * c, c, 1, 1, true, device);
+                conv.weight = Param::from_tensor(Tensor::zeros([c, 2 * c, 1, 1], device));
+                conv.bias = Some(Param::from_tensor(Tensor::zeros([c], device)));
+                (None, Some(conv))
+            }
+        };
+        Self {
+            gff,
+            concat,
+            residual: kind == Fusion::ConcatResidual,
         }
     }
 
     /// The kind of fusion this block performs.
     pub fn kind(&self) -> Fusion {
-        match (&self.gff, &self.concat) {
-            (Some(_), _) => Fusion::Gff,
-            (None, Some(_)) => Fusion::Concat,
-            (None, None) => Fusion::Add,
+        match (&self.gff, &self.concat, self.residual) {
+            (Some(_), _, _) => Fusion::Gff,
+            (None, Some(_), false) => Fusion::Concat,
+            (None, Some(_), true) => Fusion::ConcatResidual,
+            (None, None, _) => Fusion::Add,
         }
     }
 
@@ -89,7 +100,8 @@ impl FusionBlock {
             let (out, z) = gff.forward(s, p);
             (out, Some(z))
         } else if let Some(conv) = &self.concat {
-            (conv.forward(Tensor::cat(vec![s, p], 1)), None)
+            let fused = conv.forward(Tensor::cat(vec![s.clone(), p], 1));
+            (if self.residual { s + fused } else { fused }, None)
         } else {
             (s + p, None)
         }

@@ -16,6 +16,8 @@ pub enum Method {
     SclAdd,
     /// SCL with concatenation fusion (ablation).
     SclConcat,
+    /// SCL with residual concatenation fusion, `s + Conv1x1([s, p])` (this project's ablation).
+    SclConcatRes,
     /// Diagnostic ablation: SCL whose unlabeled images are erased with their *true* masks
     /// instead of the stage-1 prediction (an upper bound on what better erasing could give).
     SclOracle,
@@ -30,10 +32,11 @@ pub enum Method {
 
 impl Method {
     /// All methods, as the CLI lists them.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Scl,
         Method::SclAdd,
         Method::SclConcat,
+        Method::SclConcatRes,
         Method::SclOracle,
         Method::Supervised,
         Method::TwoStage,
@@ -46,6 +49,7 @@ impl Method {
             Method::Scl => "scl",
             Method::SclAdd => "scl-add",
             Method::SclConcat => "scl-concat",
+            Method::SclConcatRes => "scl-concat-res",
             Method::SclOracle => "scl-oracle",
             Method::Supervised => "supervised",
             Method::TwoStage => "two-stage",
@@ -82,6 +86,10 @@ impl Method {
                 c.two_stage = true;
                 c.fusion = Fusion::Concat;
             }
+            Method::SclConcatRes => {
+                c.two_stage = true;
+                c.fusion = Fusion::ConcatResidual;
+            }
             Method::Supervised | Method::MeanTeacher => c.two_stage = false,
         }
         c
@@ -94,6 +102,7 @@ impl Method {
             Method::Scl
                 | Method::SclAdd
                 | Method::SclConcat
+                | Method::SclConcatRes
                 | Method::SclOracle
                 | Method::MeanTeacher
         )

@@ -64,3 +64,51 @@ fn select_gate_half_mixes_both() {
         );
     }
 }
+
+/// The two concatenation fusions against hand-set weights (C = 1, one 1x1 convolution 2 -> 1):
+/// `a s + b p + c`, and `s` plus that for the residual one.
+#[test]
+fn concatenation_fusions_by_hand() {
+    use scl::Fusion;
+    use scl::model::fusion::FusionBlock;
+    let device = dev();
+    let s = vec![1.0, 2.0, 3.0, 4.0];
+    let p = vec![0.5, -1.0, 2.0, 0.0];
+    let fuse = |kind: Fusion, weights: Option<(f32, f32, f32)>| {
+        let mut block = FusionBlock::new(kind, 1, &device);
+        if let (Some((a, b, c)), Some(conv)) = (weights, block.concat.as_mut()) {
+            conv.weight = Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![a, b], [1, 2, 1, 1]),
+                &device,
+            ));
+            conv.bias = Some(Param::from_tensor(Tensor::from_data(
+                TensorData::new(vec![c], [1]),
+                &device,
+            )));
+        }
+        assert_eq!(block.kind(), kind);
+        let (out, gate) = block.forward(
+            tensor4(s.clone(), [1, 1, 2, 2], &device),
+            tensor4(p.clone(), [1, 1, 2, 2], &device),
+        );
+        assert!(gate.is_none());
+        to_vec(out)
+    };
+    // Freshly built, the residual block is the identity on s.
+    assert_eq!(fuse(Fusion::ConcatResidual, None), s);
+    let (a, b, c) = (0.5, -2.0, 0.25);
+    let plain: Vec<f32> = s.iter().zip(&p).map(|(s, p)| a * s + b * p + c).collect();
+    let residual: Vec<f32> = s.iter().zip(&plain).map(|(s, f)| s + f).collect();
+    let close = |got: Vec<f32>, want: &[f32], what: &str| {
+        for (g, w) in got.iter().zip(want) {
+            assert_close(*g as f64, *w as f64, 1e-6, what);
+        }
+    };
+    close(fuse(Fusion::Concat, Some((a, b, c))), &plain, "concat");
+    close(
+        fuse(Fusion::ConcatResidual, Some((a, b, c))),
+        &residual,
+        "concat-res",
+    );
+    assert_eq!(fuse(Fusion::Add, None), vec![1.5, 1.0, 5.0, 4.0]);
+}

@@ -83,7 +83,11 @@ fn shapes_light_320x256() {
 
 #[test]
 fn add_and_concat_fusions_run_without_gates() {
-    for fusion in [scl::Fusion::Add, scl::Fusion::Concat] {
+    for fusion in [
+        scl::Fusion::Add,
+        scl::Fusion::Concat,
+        scl::Fusion::ConcatResidual,
+    ] {
         let cfg = light().with_fusion(fusion);
         let device = dev();
         let m = model(&cfg, &device).valid();
@@ -95,12 +99,40 @@ fn add_and_concat_fusions_run_without_gates() {
     let device = dev();
     let add = model(&light().with_fusion(scl::Fusion::Add), &device);
     assert_eq!(add.fusion.iter().map(trainable_params).sum::<usize>(), 0);
-    let cat = model(&light().with_fusion(scl::Fusion::Concat), &device);
     let expected: usize = [8, 8, 16, 32, 64].iter().map(|&c| 2 * c * c + c).sum();
-    assert_eq!(
-        cat.fusion.iter().map(trainable_params).sum::<usize>(),
-        expected
+    for fusion in [scl::Fusion::Concat, scl::Fusion::ConcatResidual] {
+        let cat = model(&light().with_fusion(fusion), &device);
+        assert_eq!(
+            cat.fusion.iter().map(trainable_params).sum::<usize>(),
+            expected
+        );
+    }
+}
+
+/// The residual concatenation starts as the identity on the image's features (its convolution
+/// is zero), so that at initialisation both stages feed the shared segmentation decoder the
+/// same features and the fine prediction equals the coarse one exactly. (`Scl::new`'s own
+/// initialisation: the tests' deterministic weights would overwrite the zero convolution.)
+#[test]
+fn residual_concat_starts_with_fine_equal_to_coarse() {
+    let device = dev();
+    let x = image(1, 64, 64, 5, &device);
+    let run = |fusion| {
+        let m = Scl::new(&light().with_fusion(fusion), &device)
+            .unwrap()
+            .valid();
+        let out = m.forward(x.clone()).unwrap();
+        (to_vec(out.coarse.clone()), to_vec(out.fine()))
+    };
+    let (coarse, fine) = run(scl::Fusion::ConcatResidual);
+    assert!(
+        coarse.iter().any(|&v| (v - 0.5).abs() > 1e-3),
+        "a trivial output"
     );
+    assert_eq!(coarse, fine);
+    // Plain concatenation does not (its 1x1 convolution is random).
+    let (coarse, fine) = run(scl::Fusion::Concat);
+    assert_ne!(coarse, fine);
 }
 
 #[test]

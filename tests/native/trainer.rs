@@ -130,3 +130,25 @@ fn options_record_the_trained_network() {
     assert!(!best.config.two_stage);
     let _ = std::fs::remove_dir_all(&data);
 }
+
+/// The residual concatenation's flag is not in the weights record (only its convolution is):
+/// a trained checkpoint must come back as a residual block, from the configuration it carries.
+#[test]
+fn residual_concat_checkpoint_loads_as_residual() {
+    let data = dataset("trainer-catres");
+    let out = data.join("run-catres");
+    let mut options = options(data.clone(), Method::SclConcatRes);
+    options.epochs = 1;
+    let device = burn::prelude::Device::flex();
+    run(&options, &out, &device, false).unwrap();
+    let recorded: serde_json::Value = read_json(&out.join("options.json"));
+    assert_eq!(recorded["method"], "scl-concat-res");
+    let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
+    assert_eq!(best.config.fusion, scl::Fusion::ConcatResidual);
+    assert!(
+        best.fusion
+            .iter()
+            .all(|f| f.kind() == scl::Fusion::ConcatResidual)
+    );
+    let _ = std::fs::remove_dir_all(&data);
+}
