@@ -7,7 +7,7 @@
 // where the time is the page's own stage times summed (stage 1, stage 2 + GFF, fine
 // segmentation, inpainting + composite: the same two-stage pipeline ORT Web's graph runs;
 // decoding and drawing the pictures excluded). Prints numbers; asserts nothing.
-//   node tests/page/speed.mjs [SIZE] [RUNS] [WARMUP] [THREADS]
+//   node tests/page/speed.mjs [SIZE] [RUNS] [WARMUP] [THREADS]     (SPEED_MODE=gallery: see below)
 import { serveDist, launchChromium, syntheticPng, fineMaskShown } from './serve.mjs';
 
 const size = Number(process.argv[2] || 160), runs = Number(process.argv[3] || 15), warmup = Number(process.argv[4] || 3);
@@ -22,12 +22,20 @@ try {
   await page.waitForSelector('#loading', { state: 'hidden', timeout: 600_000 });
   const badge = await page.textContent('#backend-badge');
   if (!badge.includes(threads > 1 ? `${threads} threads` : '1 thread')) throw new Error(`asked for ${threads} thread(s), the page runs: ${badge}`);
-  await page.setInputFiles('#file-input', { name: 'speed.png', mimeType: 'image/png', buffer: syntheticPng(size, size) });
+  // SPEED_MODE=gallery: one image per run, added at once, segmented by clicking each in the
+  // gallery in turn (a user going through a folder: the model stays loaded); the default
+  // re-selects the model before each run (the worker reloads the weights and runs its warm-up
+  // pass, then segments the one image again).
+  const gallery = process.env.SPEED_MODE === 'gallery';
+  const png = syntheticPng(size, size);
+  const files = Array.from({ length: gallery ? warmup + runs : 1 }, (_, i) => ({ name: `speed-${i}.png`, mimeType: 'image/png', buffer: png }));
+  await page.setInputFiles('#file-input', files);
   const times = [], stages = [];
   for (let i = 0; i < warmup + runs; i++) {
     if (i > 0) {
       await page.evaluate(() => { document.querySelector('#stages').replaceChildren(); });
-      await page.dispatchEvent('#model-select', 'change');
+      if (gallery) await page.click(`#gallery .thumb >> nth=${i}`);
+      else await page.dispatchEvent('#model-select', 'change');
     }
     await fineMaskShown(page);
     const line = await page.textContent('#timings');
