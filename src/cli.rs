@@ -787,7 +787,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         args.size
     );
     // Rows print as each checkpoint is evaluated, so the widths are fixed up front: the longest
-    // path, and the longest network description ("mobilenetv2 e5:1024 dec:.../... concat").
+    // path, and the longest network description ("mobilenetv2 e5:128 dec:.../... concat-res").
     let ww = args
         .weights
         .iter()
@@ -795,7 +795,7 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         .max()
         .unwrap_or(0)
         .max(7);
-    let nw = 44;
+    let nw = 48;
     println!(
         "| {:<ww$} | {:<nw$} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} | {:^15} |",
         "weights", "network", "Dice", "IoU", "Acc", "Rec", "Spe", "coarse Dice"

@@ -1,6 +1,6 @@
-//! Fusion of the original-image features `s` and the masked-image features `p` at one level
-//! (SPEC.md, "The network": GFF; the paper's addition and concatenation ablations, and
-//! this project's residual concatenation).
+//! Fusion of the original-image features `s` and the masked-image features `p` at one level:
+//! GFF (SPEC.md, "The network"), the paper's addition and concatenation ablations, and this
+//! project's residual concatenation (not in SPEC.md; see [`Fusion::ConcatResidual`]).
 
 use burn::module::Param;
 use burn::nn::conv::Conv2d;

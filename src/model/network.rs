@@ -46,7 +46,7 @@ pub struct SclOutput {
     /// The image with the coarse lesion erased, `x * (1 - mask)`, `[B, 3, H, W]`.
     pub masked: Tensor<4>,
     /// Per level e1..e5, the channel mean of the GFF select gate `z`, `[B, 1, h_i, w_i]`
-    /// (empty for the `add` and `concat` fusions, which have no gate).
+    /// (empty for the fusions without a gate: `add`, `concat`, `concat-res`).
     pub gates: Vec<Tensor<4>>,
     /// Segmentation logits, finest first: full size, then H/2, H/4, H/8, H/16.
     pub seg: DecoderOutputs,

@@ -234,11 +234,11 @@ impl Engine {
         Ok(self.describe())
     }
 
-    /// Runs one warm-up pass at `size` (the two-stage forward, one read) so that the first real
-    /// image does not pay for shader compilation and memory allocation. (Running
-    /// [`Engine::segment`]'s staged passes here instead, as from 62c54c8, left the
-    /// single-threaded page's images 10% slower, 185 vs 167 ms at 224 px, through no change to
-    /// the kernels: in that build the same hot functions ran slower; README, "Speed".)
+    /// Runs one warm-up pass at `size` (the network's forward and one read of its mask, on this
+    /// thread; [`Engine::segment`] runs on a pool worker in the multi-threaded build) so that
+    /// the first real image does not pay for shader compilation and memory allocation. Not
+    /// `segment`'s staged passes: with them the single-threaded page's images ran ~10% slower
+    /// with no kernel changed (the README's "Speed" says why).
     pub async fn warm_up(&self, size: u32) -> Result<f64, JsError> {
         check_size(size)?;
         let t0 = now();

@@ -144,7 +144,9 @@ fn residual_concat_checkpoint_loads_as_residual() {
     let recorded: serde_json::Value = read_json(&out.join("options.json"));
     assert_eq!(recorded["method"], "scl-concat-res");
     let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
+    assert!(best.config.two_stage);
     assert_eq!(best.config.fusion, scl::Fusion::ConcatResidual);
+    assert_eq!(best.fusion.len(), 5);
     assert!(
         best.fusion
             .iter()

@@ -8,6 +8,45 @@ fn fine(m: &scl::Scl, x: Tensor<4>) -> Vec<f32> {
     to_vec(m.forward(x).unwrap().fine())
 }
 
+/// The residual concatenation's `residual` flag is not in the record: a saved concat-res
+/// network (with non-zero fusion convolutions) must load back as one, giving the same output,
+/// where building its record into a plain concatenation would not.
+#[test]
+fn residual_concat_saves_and_loads_as_residual() {
+    let device = dev();
+    let cfg = light().with_fusion(scl::Fusion::ConcatResidual);
+    let m = model(&cfg, &device).valid();
+    let x = image(1, 64, 64, 12, &device);
+    let bytes = weights::to_bytes(&m, Precision::F32).unwrap();
+    let loaded = weights::from_bytes(&bytes, "mem", &device).unwrap().valid();
+    assert!(
+        loaded
+            .fusion
+            .iter()
+            .all(|f| f.kind() == scl::Fusion::ConcatResidual)
+    );
+    assert_eq!(fine(&m, x.clone()), fine(&loaded, x.clone()));
+    // The same weights as a plain concatenation give another output.
+    let mut plain = m.clone();
+    for f in &mut plain.fusion {
+        f.residual = false;
+    }
+    assert_ne!(fine(&m, x.clone()), fine(&plain, x));
+}
+
+/// Every fusion's CLI name parses back to it; an unknown one names the choices.
+#[test]
+fn fusion_names_parse_back() {
+    for f in scl::Fusion::ALL {
+        assert_eq!(scl::Fusion::parse(f.name()).unwrap(), f);
+    }
+    let err = scl::Fusion::parse("sum").unwrap_err().to_string();
+    assert!(
+        err.contains("unknown fusion 'sum'") && err.contains("concat-res"),
+        "{err}"
+    );
+}
+
 #[test]
 fn save_load_is_bit_identical() {
     let device = dev();

@@ -12,9 +12,7 @@ const { ws: WebSocket } = createRequire(import.meta.url)('playwright-core/lib/ut
 const [size, runs, warmup, threads, top] = [224, 10, 3, 2, 12].map((d, i) => Number(process.argv[i + 2] || d));
 const port = 9300 + Math.floor(Math.random() * 500);
 const server = await serveDist();
-// CHROMIUM_ARGS (space-separated) adds browser flags, as in speed.mjs.
-const extra = (process.env.CHROMIUM_ARGS || '').split(' ').filter(Boolean);
-const browser = await launchChromium({ args: [`--remote-debugging-port=${port}`, ...extra] });
+const browser = await launchChromium({ args: [`--remote-debugging-port=${port}`] });
 
 // The browser's CDP endpoint, flat sessions: every worker is attached with its own sessionId.
 const version = await (await fetch(`http://127.0.0.1:${port}/json/version`)).json();

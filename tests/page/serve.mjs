@@ -35,13 +35,15 @@ export async function serveDist({ isolated = true } = {}) {
 }
 
 // Headless Chromium; `webgpu` adds the flags that expose SwiftShader's WebGPU adapter, `args`
-// any others (e.g. a remote-debugging port).
+// any others (e.g. a remote-debugging port), and the CHROMIUM_ARGS environment variable
+// (space-separated) more still, e.g. V8 flags for a benchmark.
 export function launchChromium({ webgpu = false, args = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     args: ['--headless', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
       '--disable-sync', '--no-first-run', '--disable-quic', '--disable-dev-shm-usage',
-      ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan'] : []), ...args],
+      ...(webgpu ? ['--enable-unsafe-webgpu', '--enable-features=Vulkan'] : []), ...args,
+      ...(process.env.CHROMIUM_ARGS || '').split(' ').filter(Boolean)],
   });
 }
 

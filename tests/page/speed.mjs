@@ -13,9 +13,10 @@ import { serveDist, launchChromium, syntheticPng, fineMaskShown } from './serve.
 const size = Number(process.argv[2] || 160), runs = Number(process.argv[3] || 15), warmup = Number(process.argv[4] || 3);
 const threads = Number(process.argv[5] || 1);
 const server = await serveDist();
-// CHROMIUM_ARGS (space-separated) adds browser flags, e.g. "--js-flags=--no-liftoff" to compare
-// WebAssembly tiers; SPEED_RUNS=1 prints every timed run in order.
-const browser = await launchChromium({ args: (process.env.CHROMIUM_ARGS || '').split(' ').filter(Boolean) });
+// CHROMIUM_ARGS (space-separated, read by serve.mjs) adds browser flags, e.g.
+// "--js-flags=--no-liftoff" to compare WebAssembly tiers; SPEED_RUNS=1 prints every timed run
+// in order and the per-stage medians.
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(`${server.origin}/index.html?backend=flex&size=${size}&threads=${threads}`);
@@ -30,6 +31,8 @@ try {
   const png = syntheticPng(size, size);
   const files = Array.from({ length: gallery ? warmup + runs : 1 }, (_, i) => ({ name: `speed-${i}.png`, mimeType: 'image/png', buffer: png }));
   await page.setInputFiles('#file-input', files);
+  // The page draws the gallery while the files are checked: wait for every thumbnail.
+  await page.waitForFunction((n) => document.querySelectorAll('#gallery .thumb').length === n, files.length);
   const times = [], stages = [];
   for (let i = 0; i < warmup + runs; i++) {
     if (i > 0) {
