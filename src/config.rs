@@ -91,16 +91,23 @@ impl Fusion {
 
     /// Parses a CLI name.
     pub fn parse(name: &str) -> Result<Self, crate::Error> {
-        Fusion::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                crate::Error::Config(format!(
-                    "unknown fusion '{name}' (one of: {})",
-                    Fusion::ALL.map(|f| f.name()).join(", ")
-                ))
-            })
+        by_name(Fusion::ALL, Fusion::name, name, "fusion")
     }
+}
+
+/// The entry of `all` whose `name` is `input`, or an error naming the `what` and the choices.
+pub(crate) fn by_name<T: Copy, const N: usize>(
+    all: [T; N],
+    name: fn(T) -> &'static str,
+    input: &str,
+    what: &str,
+) -> Result<T, crate::Error> {
+    all.into_iter().find(|&t| name(t) == input).ok_or_else(|| {
+        crate::Error::Config(format!(
+            "unknown {what} '{input}' (one of: {})",
+            all.map(name).join(", ")
+        ))
+    })
 }
 
 /// Configuration of the SCL network.

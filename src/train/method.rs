@@ -59,40 +59,32 @@ impl Method {
 
     /// Parses a CLI name.
     pub fn parse(name: &str) -> Result<Self, Error> {
-        Method::ALL
-            .into_iter()
-            .find(|m| m.name() == name)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown method '{name}' (one of: {})",
-                    Method::ALL.map(|m| m.name()).join(", ")
-                ))
-            })
+        crate::config::by_name(Method::ALL, Method::name, name, "method")
     }
 
     /// The network configuration the method trains, from a preset's.
     pub fn network(self, base: &ModelConfig) -> ModelConfig {
         let mut c = base.clone();
-        match self {
-            Method::Scl | Method::SclOracle | Method::TwoStage => {
+        match self.fusion() {
+            Some(fusion) => {
                 c.two_stage = true;
-                c.fusion = Fusion::Gff;
+                c.fusion = fusion;
             }
-            Method::SclAdd => {
-                c.two_stage = true;
-                c.fusion = Fusion::Add;
-            }
-            Method::SclConcat => {
-                c.two_stage = true;
-                c.fusion = Fusion::Concat;
-            }
-            Method::SclConcatRes => {
-                c.two_stage = true;
-                c.fusion = Fusion::ConcatResidual;
-            }
-            Method::Supervised | Method::MeanTeacher => c.two_stage = false,
+            None => c.two_stage = false,
         }
         c
+    }
+
+    /// The fusion of the two-stage network the method trains; `None` for the single-stage
+    /// methods.
+    fn fusion(self) -> Option<Fusion> {
+        match self {
+            Method::Scl | Method::SclOracle | Method::TwoStage => Some(Fusion::Gff),
+            Method::SclAdd => Some(Fusion::Add),
+            Method::SclConcat => Some(Fusion::Concat),
+            Method::SclConcatRes => Some(Fusion::ConcatResidual),
+            Method::Supervised | Method::MeanTeacher => None,
+        }
     }
 
     /// Whether the method reads unlabeled images.

@@ -112,38 +112,38 @@ fn train_writes_the_run_and_resumes() {
     let _ = std::fs::remove_dir_all(&data);
 }
 
-/// `options.json` records the network the method trained, not the preset's: r18-w8 is a
-/// two-stage preset, and supervised training makes it single-stage.
-#[test]
-fn options_record_the_trained_network() {
-    let data = dataset("trainer-sup");
-    let out = data.join("run-sup");
-    let mut options = options(data.clone(), Method::Supervised);
+/// One epoch of `method` into a fresh run folder named after `name`: the run's
+/// `options.json` and its best checkpoint (the folder is removed).
+fn train_one_epoch(name: &str, method: Method) -> (serde_json::Value, scl::Scl) {
+    let data = dataset(name);
+    let out = data.join("run");
+    let mut options = options(data.clone(), method);
     options.epochs = 1;
     assert!(options.config.two_stage, "the preset is two-stage");
     let device = burn::prelude::Device::flex();
     run(&options, &out, &device, false).unwrap();
     let recorded: serde_json::Value = read_json(&out.join("options.json"));
+    let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
+    let _ = std::fs::remove_dir_all(&data);
+    (recorded, best)
+}
+
+/// `options.json` records the network the method trained, not the preset's: r18-w8 is a
+/// two-stage preset, and supervised training makes it single-stage.
+#[test]
+fn options_record_the_trained_network() {
+    let (recorded, best) = train_one_epoch("trainer-sup", Method::Supervised);
     assert_eq!(recorded["method"], "supervised");
     assert_eq!(recorded["config"]["two_stage"], false);
-    let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
     assert!(!best.config.two_stage);
-    let _ = std::fs::remove_dir_all(&data);
 }
 
 /// The residual concatenation's flag is not in the weights record (only its convolution is):
 /// a trained checkpoint must come back as a residual block, from the configuration it carries.
 #[test]
 fn residual_concat_checkpoint_loads_as_residual() {
-    let data = dataset("trainer-catres");
-    let out = data.join("run-catres");
-    let mut options = options(data.clone(), Method::SclConcatRes);
-    options.epochs = 1;
-    let device = burn::prelude::Device::flex();
-    run(&options, &out, &device, false).unwrap();
-    let recorded: serde_json::Value = read_json(&out.join("options.json"));
+    let (recorded, best) = train_one_epoch("trainer-catres", Method::SclConcatRes);
     assert_eq!(recorded["method"], "scl-concat-res");
-    let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
     assert!(best.config.two_stage);
     assert_eq!(best.config.fusion, scl::Fusion::ConcatResidual);
     assert_eq!(best.fusion.len(), 5);
@@ -152,5 +152,4 @@ fn residual_concat_checkpoint_loads_as_residual() {
             .iter()
             .all(|f| f.kind() == scl::Fusion::ConcatResidual)
     );
-    let _ = std::fs::remove_dir_all(&data);
 }
