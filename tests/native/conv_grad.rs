@@ -154,6 +154,29 @@ fn network_shapes() {
     }
 }
 
+/// The small-map splits of burn-flex's seventh patch, on a pool of exactly two threads (the
+/// splits depend on the thread count, so the machine's core count must not decide whether
+/// they run): a batch-1 pointwise gemm's output channels in blocks of 8 (44 = 24 + 20), a
+/// 3x3's 49 positions in two tiles (25 + 24) where `tile_len` alone gave one, a 14x14 map in
+/// four tiles of 49 where it gave 64, 64, 64, 4, and three images of 7x7 in an even task
+/// count (two tiles each). The same shapes on one thread take the unpatched tiling.
+#[test]
+fn small_maps_split_over_two_threads() {
+    let shapes = [
+        case(1, 96, 44, 7, 1, 1, 0),
+        case(1, 64, 24, 7, 3, 1, 1),
+        case(1, 192, 16, 14, 3, 1, 1),
+        case(3, 64, 8, 7, 3, 1, 1),
+    ];
+    for threads in [2, 1] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a rayon pool");
+        pool.install(|| shapes.iter().for_each(check));
+    }
+}
+
 #[test]
 fn awkward_shapes() {
     // One input channel on 100x100: the im2col tile (7281 positions) ends mid-row.

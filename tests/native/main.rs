@@ -19,6 +19,7 @@ mod norm;
 mod overfit;
 mod pretrained;
 mod reduce;
+mod sigmoid;
 mod trainer;
 mod upsample;
 mod weights;

@@ -37,6 +37,34 @@ fn tile_len(rows: usize, positions: usize) -> usize {
     t.min(positions).max(1)
 }
 
+/// [scl patch] `(tile, tiles)` for a forward convolution: as many tiles as [`tile_len`] asks
+/// for, rounded up so that the `batch * tiles` tasks split evenly over the pool's threads, and
+/// equal-sized. Without it a small map ran on one thread (7x7 at 256 x 9 rows: one 64-position
+/// tile) or unevenly (14x14: tiles of 64, 64, 64, 4 on two threads). On one thread (or without
+/// rayon) the tiling is [`tile_len`]'s, unchanged.
+fn balanced_tiles(tile: usize, positions: usize, batch: usize) -> (usize, usize) {
+    #[cfg(feature = "rayon")]
+    let threads = rayon::current_num_threads();
+    #[cfg(not(feature = "rayon"))]
+    let threads = 1;
+    let tiles = positions.div_ceil(tile);
+    if threads <= 1 {
+        return (tile, tiles);
+    }
+    // Whole tasks per thread: tiles * batch a multiple of threads, as far as tiles of at
+    // least 16 positions allow (16 threads on a 7x7 map would otherwise make tiles of 4),
+    // and never fewer tiles than `tile_len` asked for (so never a longer tile).
+    let step = threads / gcd(threads, batch).max(1);
+    let most = positions.div_ceil(16).max(tiles);
+    let tiles = tiles.div_ceil(step).saturating_mul(step).clamp(1, most.max(1));
+    let tile = positions.div_ceil(tiles).max(1);
+    (tile, positions.div_ceil(tile))
+}
+
+fn gcd(a: usize, b: usize) -> usize {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
 /// Geometry of one 2D convolution, NCHW.
 #[derive(Clone, Copy, Debug)]
 struct Geometry {
@@ -566,8 +594,7 @@ pub fn conv2d_forward_f32(
     let c_out_g = g.c_out / g.groups;
     let rows = c_in_g * g.kh * g.kw;
     let positions = g.oh * g.ow;
-    let tile = tile_len(rows, positions);
-    let tiles = positions.div_ceil(tile);
+    let (tile, tiles) = balanced_tiles(tile_len(rows, positions), positions, g.batch);
     // [scl patch] zeroed on the pool's threads (gemm overwrites it; zeroing keeps it safe).
     let mut out = super::par::filled(g.batch * g.c_out * positions, 0.0f32);
     let dst = Shared(out.as_mut_ptr());
