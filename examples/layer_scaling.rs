@@ -14,13 +14,14 @@ use std::time::Instant;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::activation::{relu, sigmoid};
+use scl::bench::Timings;
 use scl::config::ModelConfig;
 use scl::model::Scl;
 use scl::model::decoder::{Decoder, Head};
 use scl::model::fused_norm::Act;
 use scl::model::fusion::Gff;
 use scl::model::layers::{ConvBnRelu, upsample2};
-use scl::model::mobilenet::{ConvBn, MobileNetV2};
+use scl::model::mobilenet::{ConvBn, MobileNetV2, TAPS};
 
 /// Per op name, the times (seconds) of every round.
 type Times = BTreeMap<String, Vec<f64>>;
@@ -76,7 +77,7 @@ impl Recorder<'_> {
                 y = self.op("enc residual add", || y + inp);
             }
             h = y;
-            if [1, 3, 6, 13, 17].contains(&(i + 1)) {
+            if TAPS.contains(&(i + 1)) {
                 taps.push(h.clone());
             }
         }
@@ -179,9 +180,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// Sums each op name's times within a round, then takes the median over rounds.
 fn per_round_median(v: &[f64], rounds: usize) -> f64 {
     let per = v.len() / rounds;
-    let mut sums: Vec<f64> = v.chunks(per).map(|c| c.iter().sum()).collect();
-    sums.sort_by(f64::total_cmp);
-    sums[sums.len() / 2]
+    Timings::new(v.chunks(per).map(|c| c.iter().sum()).collect()).median()
 }
 
 fn report(t1: &Times, tn: &Times, n: usize, rounds: usize) {

@@ -18,7 +18,7 @@ fn exact(x: f32) -> f64 {
     1.0 / (1.0 + (-(x as f64)).exp())
 }
 
-/// Smallest positive normal f32: below it the patch returns 0.
+/// Smallest positive normal f32: below it the patch returns an inaccurate subnormal or 0.
 const MIN_NORMAL: f64 = f32::MIN_POSITIVE as f64;
 
 #[test]

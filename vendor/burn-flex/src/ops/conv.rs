@@ -674,12 +674,17 @@ fn conv3d_1x1_impl<
     // W is [out_channels_per_group, channels_per_group] row-major
     // X is [channels_per_group, spatial] row-major (directly from NCHW layout)
     // C is [out_channels_per_group, spatial] row-major
+    // [scl patch] The pool's size and the gemm's multiply-adds, for the splits below.
+    #[cfg(feature = "rayon")]
+    let (threads, work) = (
+        rayon::current_num_threads(),
+        m.saturating_mul(n).saturating_mul(k),
+    );
     // [scl patch] A batch smaller than the pool leaves threads idle in the per-image loop
     // below, so each gemm splits from a smaller size then (64^3 multiply-adds, ~0.1 ms).
     #[cfg(feature = "rayon")]
     let parallelism = {
-        let work = m.saturating_mul(n).saturating_mul(k);
-        let idle = batch_size < rayon::current_num_threads();
+        let idle = batch_size < threads;
         if work >= 192 * 192 * 192 || (idle && work >= 64 * 64 * 64) {
             gemm::Parallelism::Rayon(0)
         } else {
@@ -691,29 +696,19 @@ fn conv3d_1x1_impl<
     // [scl patch] With fewer images than threads, split each image's positions (the gemm's
     // columns) into one block per thread instead: gemm's own split leaves a thread idle for
     // the small-`m`, small-`k` shapes of a MobileNet (e.g. 16 x 32 x 12544, 24 x 144 x 3136).
+    // Too few positions for that (the 7x7 maps at the end of a MobileNetV2, where gemm's own
+    // split gained ~5% on 2 threads): split the output channels (the gemm's rows, in whole
+    // groups of 8) into one block per thread; each thread then also reads only its rows of the
+    // weights, which dominate these convolutions' memory traffic.
     #[cfg(feature = "rayon")]
-    let column_blocks = {
-        let threads = rayon::current_num_threads();
-        let work = m.saturating_mul(n).saturating_mul(k);
-        if batch_size < threads && groups == 1 && n >= 64 * threads && work >= 1 << 16 {
-            threads
+    let (column_blocks, row_blocks) = {
+        let split = batch_size < threads && groups == 1 && work >= 1 << 16;
+        if split && n >= 64 * threads {
+            (threads, 1)
+        } else if split && m >= 8 * threads {
+            (1, threads)
         } else {
-            1
-        }
-    };
-    // [scl patch] Too few positions for that (the 7x7 maps at the end of a MobileNetV2, where
-    // gemm's own split gained ~5% on 2 threads): split the output channels (the gemm's rows,
-    // in whole groups of 8) into one block per thread instead; each thread then also reads
-    // only its rows of the weights, which dominate these convolutions' memory traffic.
-    #[cfg(feature = "rayon")]
-    let row_blocks = {
-        let threads = rayon::current_num_threads();
-        let work = m.saturating_mul(n).saturating_mul(k);
-        let few = batch_size < threads && groups == 1 && column_blocks == 1;
-        if few && m >= 8 * threads && work >= 1 << 16 {
-            threads
-        } else {
-            1
+            (1, 1)
         }
     };
 

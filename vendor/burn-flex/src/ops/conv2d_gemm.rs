@@ -43,10 +43,7 @@ fn tile_len(rows: usize, positions: usize) -> usize {
 /// tile) or unevenly (14x14: tiles of 64, 64, 64, 4 on two threads). On one thread (or without
 /// rayon) the tiling is [`tile_len`]'s, unchanged.
 fn balanced_tiles(tile: usize, positions: usize, batch: usize) -> (usize, usize) {
-    #[cfg(feature = "rayon")]
-    let threads = rayon::current_num_threads();
-    #[cfg(not(feature = "rayon"))]
-    let threads = 1;
+    let threads = super::par::threads();
     let tiles = positions.div_ceil(tile);
     if threads <= 1 {
         return (tile, tiles);
