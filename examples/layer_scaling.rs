@@ -21,7 +21,7 @@ use scl::model::decoder::{Decoder, Head};
 use scl::model::fused_norm::Act;
 use scl::model::fusion::Gff;
 use scl::model::layers::{ConvBnRelu, upsample2};
-use scl::model::mobilenet::{ConvBn, MobileNetV2, TAPS};
+use scl::model::mobilenet::{ConvBn, MobileNetV2, TAPS, imagenet_normalise};
 
 /// Per op name, the times (seconds) of every round.
 type Times = BTreeMap<String, Vec<f64>>;
@@ -63,6 +63,7 @@ impl Recorder<'_> {
     }
 
     fn encoder(&mut self, e: &MobileNetV2, x: Tensor<4>) -> [Tensor<4>; 5] {
+        let x = self.op("enc imagenet normalise", || imagenet_normalise(x));
         let mut h = self.conv_bn("enc", &e.stem, x, Act::Relu6);
         let mut taps = Vec::new();
         for (i, b) in e.blocks.iter().enumerate() {

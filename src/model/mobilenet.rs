@@ -173,10 +173,7 @@ impl MobileNetV2 {
 
     /// e1..e5 of `x` (`[B, 3, H, W]`, RGB in [0, 1], sides multiples of 32).
     pub fn forward(&self, x: Tensor<4>, groups: usize) -> Features {
-        let device = x.device();
-        let stat = |v: [f32; 3]| Tensor::<1>::from_floats(v, &device).reshape([1, 3, 1, 1]);
-        let x = (x - stat(IMAGENET_MEAN)) / stat(IMAGENET_STD);
-        let mut h = self.stem.forward_relu6(x, groups);
+        let mut h = self.stem.forward_relu6(imagenet_normalise(x), groups);
         let mut taps = Vec::with_capacity(5);
         for (i, block) in self.blocks.iter().enumerate() {
             h = block.forward(h, groups);
@@ -190,4 +187,12 @@ impl MobileNetV2 {
         }
         taps.try_into().expect("five taps")
     }
+}
+
+/// `(x - mean) / std` per channel with ImageNet's statistics: the encoder's input as
+/// torchvision's weights expect it (`x`: `[B, 3, H, W]`, RGB in [0, 1]).
+pub fn imagenet_normalise(x: Tensor<4>) -> Tensor<4> {
+    let device = x.device();
+    let stat = |v: [f32; 3]| Tensor::<1>::from_floats(v, &device).reshape([1, 3, 1, 1]);
+    (x - stat(IMAGENET_MEAN)) / stat(IMAGENET_STD)
 }
