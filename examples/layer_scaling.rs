@@ -22,6 +22,7 @@ use scl::model::fused_norm::Act;
 use scl::model::fusion::Gff;
 use scl::model::layers::{ConvBnRelu, upsample2};
 use scl::model::mobilenet::{ConvBn, MobileNetV2, TAPS, imagenet_normalise};
+use scl::model::network::{erase, threshold};
 
 /// Per op name, the times (seconds) of every round.
 type Times = BTreeMap<String, Vec<f64>>;
@@ -129,8 +130,7 @@ impl Recorder<'_> {
         let f = self.encoder(enc, x.clone());
         let logits = self.decoder("dec", &m.seg, &f);
         let masked = self.op("erase (sigmoid, threshold, multiply)", || {
-            let p = sigmoid(logits);
-            x.clone() * (scl::model::network::threshold(&p).neg() + 1.0)
+            erase(x.clone(), &threshold(&sigmoid(logits)))
         });
         let p = self.encoder(enc, masked);
         let g: Vec<Tensor<4>> = m

@@ -85,13 +85,13 @@ train_one() {
 # only when JOBS=1.
 JOBS="${JOBS:-1}"
 # Each of N runs at once gets its share of the cores as its own thread pool (rayon reads
-# RAYON_NUM_THREADS), unless the caller sets it: on the 2-core machine two 1-thread runs train
-# ~1.5x as many iterations per hour as one 2-thread run (an SCL iteration at 192: 1.65 s alone
-# on 2 threads, 2.69 s alone on 1, 1.9-2.4 s each for two 1-thread runs side by side, 2026-12-07),
-# where two 2-thread runs fight over the cores.
+# RAYON_NUM_THREADS), unless the caller sets it. On the 2-core machine two 1-thread runs side by
+# side train about twice the iterations per hour of one 2-thread run (2026-12-07: supervised
+# seed 2 took 43 min on one thread beside the 1-thread mean teacher, seed 1 45 min alone on
+# two), where two 2-thread runs fight over the cores.
 if [ "$JOBS" -gt 1 ] && [ -z "${RAYON_NUM_THREADS:-}" ]; then
-    RAYON_NUM_THREADS=$(( $(nproc) / JOBS > 0 ? $(nproc) / JOBS : 1 ))
-    export RAYON_NUM_THREADS
+    RAYON_NUM_THREADS=$(( $(nproc) / JOBS ))
+    export RAYON_NUM_THREADS=$(( RAYON_NUM_THREADS > 0 ? RAYON_NUM_THREADS : 1 ))
 fi
 mkdir -p "$RUNS"
 if [ "$JOBS" -le 1 ]; then

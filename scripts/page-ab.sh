@@ -16,7 +16,8 @@ for d in "$a" "$b"; do
     [ -f "$d/index.html" ] || { echo "$d: not a built page (no index.html; run scripts/web.sh)" >&2; exit 1; }
 done
 saved=""
-if [ -e dist ] && [ ! -L dist ]; then saved=$(mktemp -d) && mv dist "$saved/dist"; fi
+# dist/ as it was (a folder or a link) is moved aside and put back.
+if [ -e dist ] || [ -L dist ]; then saved=$(mktemp -d) && mv dist "$saved/dist"; fi
 restore() { rm -f dist; if [ -n "$saved" ]; then mv "$saved/dist" dist && rmdir "$saved"; fi; }
 trap restore EXIT
 out=$(mktemp)

@@ -174,7 +174,7 @@ impl Scl {
         let logits = self.seg.forward(&detached, false, groups).swap_remove(0);
         let prob = sigmoid(logits).detach();
         let mask = threshold(&prob);
-        let masked = x * (mask.clone().neg() + 1.0);
+        let masked = erase(x, &mask);
         Coarse {
             features,
             prob,
@@ -256,7 +256,7 @@ impl Scl {
         let seg = self.seg.forward(&features, parts.sides, groups);
         let prob = sigmoid(seg[0].clone()).detach();
         let mask = threshold(&prob);
-        let masked = x.clone() * (mask.clone().neg() + 1.0);
+        let masked = erase(x.clone(), &mask);
         SclOutput {
             coarse: prob,
             mask,
@@ -327,6 +327,12 @@ pub fn threshold(p: &Tensor<4>) -> Tensor<4> {
     })
 }
 
+/// SPEC.md's erase ("The two stages", step 2): `x * (1 - mask)`, the pixels inside the binary `mask`
+/// set to 0.
+pub fn erase(x: Tensor<4>, mask: &Tensor<4>) -> Tensor<4> {
+    x * (mask.clone().neg() + 1.0)
+}
+
 /// Runs `f`, a computation no gradient flows through, on `t`'s inner (non-autodiff) device and
 /// returns its result as an untracked tensor on `t`'s device. Burn 0.22 registers even an
 /// untracked op on an autodiff device in its graph registry, freed only by later backward
@@ -354,7 +360,7 @@ pub fn untracked_on<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> 
 /// (no gradient through the mask).
 pub fn composite(x: Tensor<4>, inpainted: Tensor<4>, fine: &Tensor<4>) -> Tensor<4> {
     let m = threshold(fine);
-    inpainted * m.clone() + x * (m.neg() + 1.0)
+    inpainted * m.clone() + erase(x, &m)
 }
 
 /// Pads `x` at the bottom/right (edge replication) to multiples of [`STRIDE`]; returns whether

@@ -9,6 +9,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::{INP_WEIGHT, SEG_WEIGHT, inpainting_loss, segmentation_loss};
+use crate::model::network::erase;
 use crate::model::{FineParts, Scl};
 
 /// The optimiser of SPEC.md: SGD, momentum 0.9 (no dampening, as PyTorch), weight decay 1e-5.
@@ -111,7 +112,7 @@ pub fn losses(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1
             if let Some(m) = &batch.oracle_masks {
                 let lab = coarse.mask.slice(s![0..n, .., .., ..]);
                 let mask = Tensor::cat(vec![lab, m.clone()], 0);
-                coarse.masked = x * (mask.clone().neg() + 1.0);
+                coarse.masked = erase(x, &mask);
                 coarse.mask = mask;
             }
             let fused = model.fuse(&coarse.features, coarse.masked, 2);
