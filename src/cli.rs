@@ -280,7 +280,8 @@ struct PredictArgs {
     #[arg(long, default_value_t = 320)]
     size: u32,
     /// Also write every stage's picture: coarse mask, masked input, gate maps, inpainting,
-    /// composite, fine probability and overlay.
+    /// composite, the self-correction map (sky blue: lesion stage 2 added to the coarse mask;
+    /// orange: lesion it removed), fine probability and overlay.
     #[arg(long)]
     stages: bool,
     /// Backend: flex (CPU) or wgpu (GPU).
@@ -517,12 +518,6 @@ fn write_png(img: DynamicImage, path: &Path) -> Result<(), Error> {
     })
 }
 
-fn tensor_vec(t: Tensor<4>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 tensor data")
-}
-
 fn predict_one(
     model: &Scl,
     file: &Path,
@@ -542,51 +537,19 @@ fn predict_one(
     let out = |suffix: &str| args.out.join(format!("{stem}_{suffix}.png"));
     let su = s as usize;
     let fine = if args.stages {
-        let o = model.forward(x)?;
-        let fine = tensor_vec(o.fine());
-        let coarse = tensor_vec(o.coarse);
-        write_png(
-            DynamicImage::ImageLuma8(imageio::prob_to_mask(&coarse, su, su, ow, oh)),
-            &out("coarse"),
-        )?;
-        let back = |v: Vec<f32>| imageio::resize_rgb(&imageio::chw_to_rgb(&v, su, su), ow, oh);
-        write_png(
-            DynamicImage::ImageRgb8(back(tensor_vec(o.masked))),
-            &out("masked"),
-        )?;
-        write_png(
-            DynamicImage::ImageRgb8(back(tensor_vec(o.inp[0].clone()))),
-            &out("inpainted"),
-        )?;
-        write_png(
-            DynamicImage::ImageRgb8(back(tensor_vec(o.composite))),
-            &out("composite"),
-        )?;
-        for (i, g) in o.gates.into_iter().enumerate() {
-            let [_, _, gh, gw] = g.dims();
-            let heat = imageio::heat_map(&tensor_vec(g), gw, gh);
-            let heat = image::imageops::resize(&heat, ow, oh, image::imageops::FilterType::Nearest);
-            write_png(
-                DynamicImage::ImageRgb8(heat),
-                &out(&format!("gate{}", i + 1)),
-            )?;
+        let p = scl::pictures::stage_pictures(model.forward(x)?, &img, su);
+        for (name, picture) in p.pictures {
+            write_png(picture, &out(&name))?;
         }
-        let grey = image::imageops::resize(
-            &imageio::map_to_grey(&fine, su, su),
-            ow,
-            oh,
-            image::imageops::FilterType::Triangle,
+        eprintln!(
+            "{name}: stage 2 added {:.2}% of the image to the coarse mask and removed {:.2}%",
+            100.0 * p.added,
+            100.0 * p.removed
         );
-        write_png(DynamicImage::ImageLuma8(grey), &out("fine_prob"))?;
-        let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
-        write_png(
-            DynamicImage::ImageRgb8(imageio::overlay(&img, &mask, 0.45)),
-            &out("overlay"),
-        )?;
-        fine
+        p.fine
     } else {
         let (_, fine) = model.predict_mask(x)?;
-        tensor_vec(fine)
+        scl::pictures::host(fine)
     };
     let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
     let path = out("mask");

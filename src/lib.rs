@@ -25,6 +25,7 @@ pub mod imageio;
 pub mod loss;
 pub mod metrics;
 pub mod model;
+pub mod pictures;
 pub mod pretrained;
 pub mod rng;
 pub mod train;

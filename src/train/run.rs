@@ -300,21 +300,7 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
     let ipe = data.iters_per_epoch;
     let total = ipe * options.epochs;
     let mut s = Session::start(options, &config, out, device, resume)?;
-    eprintln!(
-        "training {} ({}), {} parameters, {} epochs x {ipe} iterations, batch {} + {}, lr {}, crop {}",
-        method.name(),
-        config.describe(),
-        crate::model::trainable_params(&s.model),
-        options.epochs,
-        options.batch,
-        if method.uses_unlabeled() {
-            options.batch
-        } else {
-            0
-        },
-        options.lr,
-        options.crop
-    );
+    announce(options, &config, &s.model, ipe);
     let spec = LoaderSpec {
         batch: options.batch,
         aug: Augment::spec(options.crop),
@@ -325,7 +311,7 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
     let ad = s.model.devices()[0].clone();
     let crop = options.crop as usize;
     let progress = Progress::new(s.state.iteration, s.state.seconds);
-    let mut sums = (LossTerms::default(), 0.0f64, 0usize);
+    let mut sums = EpochSums::default();
     let csv_path = out.join("log.csv");
     log::start_csv(&csv_path, resume)?;
 
@@ -353,30 +339,12 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
             )));
         }
         s.state.iteration += 1;
-        sums.0.seg += terms.seg;
-        sums.0.inp += terms.inp;
-        sums.0.total += terms.total;
-        sums.1 += cons;
-        sums.2 += 1;
+        sums.add(&terms, cons);
         progress.report(options, method, &s.state, total, ipe, &terms, cons, lr);
 
         if s.state.iteration % ipe == 0 || s.state.iteration == total {
             let epoch = s.state.iteration.div_ceil(ipe);
-            let n = sums.2.max(1) as f64;
-            let mut record = EpochRecord {
-                epoch,
-                iteration: s.state.iteration,
-                lr,
-                loss: LossTerms {
-                    seg: sums.0.seg / n,
-                    inp: sums.0.inp / n,
-                    total: sums.0.total / n,
-                },
-                consistency: sums.1 / n,
-                validation: None,
-                seconds: progress.run_seconds(),
-            };
-            sums = (LossTerms::default(), 0.0, 0);
+            let mut record = sums.take(epoch, s.state.iteration, lr, progress.run_seconds());
             if epoch % options.val_every.max(1) == 0 || s.state.iteration == total {
                 record.validation = Some(validate(&mut s, &data, &batch, out, epoch, device)?);
             }
@@ -393,6 +361,63 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
         out.join("best.bpk").display()
     );
     Ok(())
+}
+
+/// The run's first line: the method, the network, its size and the schedule.
+fn announce(options: &TrainOptions, config: &ModelConfig, model: &Scl, ipe: usize) {
+    let method = options.method;
+    let unlabeled = if method.uses_unlabeled() {
+        options.batch
+    } else {
+        0
+    };
+    eprintln!(
+        "training {} ({}), {} parameters, {} epochs x {ipe} iterations, batch {} + {unlabeled}, lr {}, crop {}",
+        method.name(),
+        config.describe(),
+        crate::model::trainable_params(model),
+        options.epochs,
+        options.batch,
+        options.lr,
+        options.crop
+    );
+}
+
+/// The loss terms summed over the iterations of the epoch under way.
+#[derive(Default)]
+struct EpochSums {
+    loss: LossTerms,
+    consistency: f64,
+    iterations: usize,
+}
+
+impl EpochSums {
+    fn add(&mut self, terms: &LossTerms, consistency: f64) {
+        self.loss.seg += terms.seg;
+        self.loss.inp += terms.inp;
+        self.loss.total += terms.total;
+        self.consistency += consistency;
+        self.iterations += 1;
+    }
+
+    /// The epoch's record (means over its iterations, not yet validated); starts the next sum.
+    fn take(&mut self, epoch: usize, iteration: usize, lr: f64, seconds: f64) -> EpochRecord {
+        let sums = std::mem::take(self);
+        let n = sums.iterations.max(1) as f64;
+        EpochRecord {
+            epoch,
+            iteration,
+            lr,
+            loss: LossTerms {
+                seg: sums.loss.seg / n,
+                inp: sums.loss.inp / n,
+                total: sums.loss.total / n,
+            },
+            consistency: sums.consistency / n,
+            validation: None,
+            seconds,
+        }
+    }
 }
 
 fn check_options(options: &TrainOptions) -> Result<(), Error> {
@@ -581,5 +606,24 @@ mod erased {
         fn json(&self) -> String {
             serde_json::to_string_pretty(self).expect("serialisable")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn epoch_sums_are_means_over_the_epoch_and_restart() {
+        let mut sums = EpochSums::default();
+        let terms = |seg, inp, total| LossTerms { seg, inp, total };
+        sums.add(&terms(2.0, 1.0, 5.0), 1.0);
+        sums.add(&terms(4.0, 3.0, 11.0), 3.0);
+        let r = sums.take(1, 2, 0.5, 9.0);
+        assert_eq!(r.loss, terms(3.0, 2.0, 8.0));
+        assert_eq!((r.consistency, r.epoch, r.iteration), (2.0, 1, 2));
+        assert!(r.validation.is_none());
+        sums.add(&terms(1.0, 0.0, 2.0), 0.0);
+        assert_eq!(sums.take(2, 3, 0.4, 10.0).loss, terms(1.0, 0.0, 2.0));
     }
 }

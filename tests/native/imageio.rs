@@ -219,3 +219,67 @@ fn correction_map_colours_added_and_removed_pixels() {
     assert_eq!(img.get_pixel(0, 1).0, [172, 165, 157]);
     assert_eq!(img.get_pixel(3, 0).0, [30, 20, 10]);
 }
+
+/// `scl predict --stages`' pictures from a hand-made pass over a 4x4 image: the coarse mask is
+/// the left half, the fine mask the top half, so stage 2 added the top-right quarter and removed
+/// the bottom-left one (a quarter of the image each), in the two legend colours.
+#[test]
+fn stage_pictures_name_every_stage_and_colour_the_correction() {
+    use burn::prelude::*;
+    let device = Device::flex();
+    let map = |f: &dyn Fn(usize, usize) -> f32, c: usize| {
+        let v: Vec<f32> = (0..c * 16).map(|i| f((i % 16) / 4, i % 4)).collect();
+        Tensor::<4>::from_data(TensorData::new(v, [1, c, 4, 4]), &device)
+    };
+    let coarse = map(&|_, x| if x < 2 { 0.9 } else { 0.1 }, 1);
+    let fine_logits = map(&|y, _| if y < 2 { 5.0 } else { -5.0 }, 1);
+    let rgb = map(&|_, _| 0.5, 3);
+    let out = scl::model::SclOutput {
+        mask: coarse.clone().greater_equal_elem(0.5).float(),
+        coarse,
+        masked: rgb.clone(),
+        gates: (0..5).map(|_| map(&|_, _| 0.5, 1)).collect(),
+        seg: vec![fine_logits],
+        inp: vec![rgb.clone()],
+        composite: rgb,
+    };
+    let img = image::RgbImage::from_pixel(4, 4, image::Rgb([90, 120, 150]));
+    let p = scl::pictures::stage_pictures(out, &img, 4);
+    let names: Vec<&str> = p.pictures.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "coarse",
+            "masked",
+            "inpainted",
+            "composite",
+            "gate1",
+            "gate2",
+            "gate3",
+            "gate4",
+            "gate5",
+            "correction",
+            "fine_prob",
+            "overlay"
+        ]
+    );
+    assert!(
+        p.pictures
+            .iter()
+            .all(|(_, q)| (q.width(), q.height()) == (4, 4))
+    );
+    assert_eq!((p.added, p.removed), (0.25, 0.25));
+    let correction = p.pictures[9].1.to_rgb8();
+    assert_eq!(correction.get_pixel(3, 0).0, ADDED, "top right: added");
+    assert_eq!(
+        correction.get_pixel(0, 3).0,
+        REMOVED,
+        "bottom left: removed"
+    );
+    assert_eq!(
+        correction.get_pixel(3, 3).0,
+        [30, 40, 50],
+        "background: the input dimmed to 1/3"
+    );
+    assert_eq!(p.fine.len(), 16);
+}
