@@ -34,6 +34,14 @@ impl Backend {
     }
 }
 
+/// A tensor's values on the host as f32, read synchronously: native backends, or Flex in the
+/// browser (a WebGPU read must be awaited: `web::read`).
+pub fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>, Error> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .map_err(|e| Error::Config(format!("reading predictions back: {e:?}")))
+}
+
 /// Initialises `backend` natively. wgpu initialisation fails with a clear error when there is
 /// no adapter (no GPU and no software Vulkan driver such as Mesa's lavapipe), or when this
 /// build was made without the `gpu` feature.

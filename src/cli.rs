@@ -536,8 +536,8 @@ fn predict_one(
     let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("image");
     let out = |suffix: &str| args.out.join(format!("{stem}_{suffix}.png"));
     let su = s as usize;
-    let fine = if args.stages {
-        let p = scl::pictures::stage_pictures(model.forward(x)?, &img, su);
+    let mask = if args.stages {
+        let p = scl::pictures::stage_pictures(model.forward(x)?, &img, su)?;
         for (name, picture) in p.pictures {
             write_png(picture, &out(&name))?;
         }
@@ -546,12 +546,11 @@ fn predict_one(
             100.0 * p.added,
             100.0 * p.removed
         );
-        p.fine
+        p.mask
     } else {
         let (_, fine) = model.predict_mask(x)?;
-        scl::pictures::host(fine)
+        imageio::prob_to_mask(&backend::read_f32(fine)?, su, su, ow, oh)
     };
-    let mask = imageio::prob_to_mask(&fine, su, su, ow, oh);
     let path = out("mask");
     write_png(DynamicImage::ImageLuma8(mask), &path)?;
     Ok(path)

@@ -8,16 +8,17 @@ use burn::prelude::*;
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GrayImage, RgbImage};
 
-use crate::imageio;
+use crate::backend::read_f32;
 use crate::model::SclOutput;
+use crate::{Error, imageio};
 
 /// The pictures of one image, named by stage, and what the masks say.
 pub struct StagePictures {
     /// `(name, picture)` in the order of the method: `coarse`, `masked`, `inpainted`,
     /// `composite`, `gate1`..`gate5` (gated fusions only), `correction`, `fine_prob`, `overlay`.
     pub pictures: Vec<(String, DynamicImage)>,
-    /// The fine probabilities at the network's `n x n`.
-    pub fine: Vec<f32>,
+    /// The fine mask (0/255) at the image's own size: what `scl predict` writes as the mask.
+    pub mask: GrayImage,
     /// Fractions of the image the fine mask added to / removed from the coarse mask, counted at
     /// the image's own size (the resolution of the downloaded masks).
     pub added: f64,
@@ -26,62 +27,41 @@ pub struct StagePictures {
 }
 
 /// The pictures of `out`, the network's pass over `img` resized to `n x n` (batch 1).
-pub fn stage_pictures(out: SclOutput, img: &RgbImage, n: usize) -> StagePictures {
+pub fn stage_pictures(out: SclOutput, img: &RgbImage, n: usize) -> Result<StagePictures, Error> {
     let (ow, oh) = (img.width(), img.height());
-    let fine = host(out.fine());
-    let coarse = host(out.coarse);
-    let back = |v: Vec<f32>| imageio::resize_rgb(&imageio::chw_to_rgb(&v, n, n), ow, oh);
-    let coarse_mask = imageio::prob_to_mask(&coarse, n, n, ow, oh);
-    let fine_mask = imageio::prob_to_mask(&fine, n, n, ow, oh);
+    let fine = read_f32(out.fine())?;
+    let coarse_mask = imageio::prob_to_mask(&read_f32(out.coarse)?, n, n, ow, oh);
+    let mask = imageio::prob_to_mask(&fine, n, n, ow, oh);
+    let (correction, added, removed) =
+        imageio::correction_map(img, &unit(&coarse_mask), &unit(&mask));
+    let back = |t: Tensor<4>| -> Result<DynamicImage, Error> {
+        let rgb = imageio::chw_to_rgb(&read_f32(t)?, n, n);
+        Ok(DynamicImage::ImageRgb8(imageio::resize_rgb(&rgb, ow, oh)))
+    };
     let mut pictures = vec![
-        (
-            "coarse".to_string(),
-            DynamicImage::ImageLuma8(coarse_mask.clone()),
-        ),
-        (
-            "masked".into(),
-            DynamicImage::ImageRgb8(back(host(out.masked))),
-        ),
-        (
-            "inpainted".into(),
-            DynamicImage::ImageRgb8(back(host(out.inp[0].clone()))),
-        ),
-        (
-            "composite".into(),
-            DynamicImage::ImageRgb8(back(host(out.composite))),
-        ),
+        ("coarse".to_string(), DynamicImage::ImageLuma8(coarse_mask)),
+        ("masked".into(), back(out.masked)?),
+        ("inpainted".into(), back(out.inp[0].clone())?),
+        ("composite".into(), back(out.composite)?),
     ];
     for (i, g) in out.gates.into_iter().enumerate() {
         let [_, _, gh, gw] = g.dims();
-        let heat = imageio::heat_map(&host(g), gw, gh);
+        let heat = imageio::heat_map(&read_f32(g)?, gw, gh);
         let heat = imageops::resize(&heat, ow, oh, FilterType::Nearest);
         pictures.push((format!("gate{}", i + 1), DynamicImage::ImageRgb8(heat)));
     }
-    let (correction, added, removed) =
-        imageio::correction_map(img, &unit(&coarse_mask), &unit(&fine_mask));
     pictures.push(("correction".into(), DynamicImage::ImageRgb8(correction)));
-    let grey = imageops::resize(
-        &imageio::map_to_grey(&fine, n, n),
-        ow,
-        oh,
-        FilterType::Triangle,
-    );
+    let grey = imageio::map_to_grey(&fine, n, n);
+    let grey = imageops::resize(&grey, ow, oh, FilterType::Triangle);
     pictures.push(("fine_prob".into(), DynamicImage::ImageLuma8(grey)));
-    let overlay = imageio::overlay(img, &fine_mask, 0.45);
+    let overlay = imageio::overlay(img, &mask, 0.45);
     pictures.push(("overlay".into(), DynamicImage::ImageRgb8(overlay)));
-    StagePictures {
+    Ok(StagePictures {
         pictures,
-        fine,
+        mask,
         added,
         removed,
-    }
-}
-
-/// A tensor's values on the host.
-pub fn host(t: Tensor<4>) -> Vec<f32> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .expect("f32 tensor data")
+    })
 }
 
 /// A 0/255 mask as 0/1 values.

@@ -5,6 +5,7 @@ use burn::prelude::*;
 
 use super::loader::load_pairs;
 use crate::Error;
+use crate::backend::read_f32;
 use crate::data::Pair;
 use crate::metrics::{Confusion, Scores};
 use crate::model::Scl;
@@ -60,16 +61,11 @@ pub struct Evaluation {
 pub fn evaluate(model: &Scl, val: &ValSet, device: &Device) -> Result<Evaluation, Error> {
     let s = val.size as usize;
     let mut ev = Evaluation::default();
-    let read = |t: Tensor<4>| -> Result<Vec<f32>, Error> {
-        t.into_data()
-            .try_into_vec_as::<f32>()
-            .map_err(|e| Error::Config(format!("reading predictions: {e:?}")))
-    };
     for (imgs, masks) in val.images.chunks(4).zip(val.masks.chunks(4)) {
         let flat: Vec<f32> = imgs.iter().flatten().copied().collect();
         let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), device);
         let (coarse, fine) = model.predict_mask(x)?;
-        let (coarse, fine) = (read(coarse)?, read(fine)?);
+        let (coarse, fine) = (read_f32(coarse)?, read_f32(fine)?);
         for ((f, c), m) in fine.chunks(s * s).zip(coarse.chunks(s * s)).zip(masks) {
             ev.fine.push(Confusion::from_maps(f, m).scores());
             ev.coarse.push(Confusion::from_maps(c, m).scores());

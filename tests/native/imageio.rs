@@ -244,7 +244,7 @@ fn stage_pictures_name_every_stage_and_colour_the_correction() {
         composite: rgb,
     };
     let img = image::RgbImage::from_pixel(4, 4, image::Rgb([90, 120, 150]));
-    let p = scl::pictures::stage_pictures(out, &img, 4);
+    let p = scl::pictures::stage_pictures(out, &img, 4).unwrap();
     let names: Vec<&str> = p.pictures.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -281,5 +281,10 @@ fn stage_pictures_name_every_stage_and_colour_the_correction() {
         [30, 40, 50],
         "background: the input dimmed to 1/3"
     );
-    assert_eq!(p.fine.len(), 16);
+    let mask: Vec<u8> = p.mask.pixels().map(|q| q[0]).collect();
+    assert_eq!(
+        mask,
+        [[255u8; 8], [0; 8]].concat(),
+        "the fine mask: the top half"
+    );
 }
