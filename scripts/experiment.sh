@@ -13,6 +13,8 @@
 #   sup-sN, ts-sN (two-stage network, labels only), mt-sN (Mean Teacher), scl-sN      N = 1, 2, 3
 #   sup600-s1 (all 600 labeled), scladd-s1, sclcat-s1 (the paper's fusion ablation)
 #   sclcatres-s1 (residual concatenation s + Conv1x1([s, p]), zero-initialised: this project's)
+#   sclc2-s1, tsc2-s1: SCL and the two-stage network with a loss on the stage-1 mask too
+#   (--coarse-weight 2: the same weight as the stage-2 mask's own term; this project's variant)
 #   pilot on seed 1: oracle-s1 (unlabeled images erased with their true masks), lam0-s1 and
 #   lam4-s1 (lambda_inp 0 and 4), mtc1-s1, mtc10-s1 (Mean Teacher consistency weight 1, 10;
 #   mt-sN uses the weight chosen from these and mt-s1's 0.1... see MT_WEIGHT)
@@ -53,6 +55,8 @@ ARGS[sup600-s1]="--method supervised --seed 1 --label-ratio 1"
 ARGS[scladd-s1]="--method scl-add --seed 1"
 ARGS[sclcat-s1]="--method scl-concat --seed 1"
 ARGS[sclcatres-s1]="--method scl-concat-res --seed 1"
+ARGS[sclc2-s1]="--method scl --coarse-weight 2 --seed 1"
+ARGS[tsc2-s1]="--method two-stage --coarse-weight 2 --seed 1"
 ARGS[oracle-s1]="--method scl-oracle --seed 1"
 ARGS[lam0-s1]="--method scl --inp-weight 0 --seed 1"
 ARGS[lam4-s1]="--method scl --inp-weight 4 --seed 1"
@@ -64,7 +68,7 @@ for s in 1 2; do
 done
 ORDER=(scl-s1 sup-s1 mt-s1 oracle-s1 lam0-s1 lam4-s1 mtc01-s1 mtc10-s1 ts-s1
        scl-s2 sup-s2 mt-s2 ts-s2 scl-s3 sup-s3 mt-s3 ts-s3
-       sup600-s1 scladd-s1 sclcat-s1 sclcatres-s1 isic-scl-s1 isic-sup-s1 isic-scl-s2 isic-sup-s2)
+       sup600-s1 scladd-s1 sclcat-s1 sclcatres-s1 sclc2-s1 tsc2-s1 isic-scl-s1 isic-sup-s1 isic-scl-s2 isic-sup-s2)
 [ $# -gt 0 ] && ORDER=("$@")
 
 train_one() {

@@ -85,6 +85,11 @@ def main(argv):
         s = row["summary"]
         runs[name] = {stem: scores for stem, scores in row["images"]}
         method, seed = split_seed(name)
+        # The stage-1 mask of a two-stage run, for pairs only (for a single-stage network it is
+        # the prediction itself).
+        if "coarse_images" in row:
+            coarse = f"{method}-coarse-s{seed}" if seed is not None else f"{name}-coarse"
+            runs[coarse] = {stem: scores for stem, scores in row["coarse_images"]}
         by_method[method][seed] = 100 * s["dice"]["mean"]
         cells = [f"{100 * s[m]['mean']:.2f} ± {100 * s[m]['std']:.2f}" for m in METRICS]
         print(f"| {name} | {s['count']} | " + " | ".join(cells) + " |")

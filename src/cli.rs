@@ -89,6 +89,11 @@ struct TrainArgs {
     /// Weight of the inpainting loss, lambda_inp (SPEC.md: 1).
     #[arg(long, default_value_t = 1.0)]
     inp_weight: f64,
+    /// Weight of a BCE + Dice loss on the labeled images' stage-1 (coarse) mask, two-stage
+    /// methods only. SPEC.md's method has none (0): its shared segmentation decoder learns only
+    /// from the fine pass.
+    #[arg(long, default_value_t = 0.0)]
+    coarse_weight: f64,
     /// Unlabeled images scored (against their hidden masks) at each validation for the
     /// diagnostics; 0 turns them off.
     #[arg(long, default_value_t = 100)]
@@ -631,6 +636,7 @@ fn train_cmd(args: &TrainArgs) -> Result<(), Error> {
         crop: args.crop,
         val_every: args.val_every,
         inp_weight: args.inp_weight,
+        coarse_weight: args.coarse_weight,
         mean_teacher: train::MeanTeacherOptions {
             ema: args.ema,
             consistency: args.consistency,
@@ -659,6 +665,11 @@ struct EvalRow {
     coarse: scl::metrics::Summary,
     images: Vec<(String, scl::metrics::Scores)>,
     coarse_images: Vec<(String, scl::metrics::Scores)>,
+    /// What stage 2 changed in the coarse mask (two-stage networks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correction: Option<scl::metrics::CorrectionSummary>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    correction_images: Vec<(String, scl::metrics::Correction)>,
 }
 
 fn compare_backends(weights_path: Option<&Path>, size: usize) -> Result<(), Error> {
@@ -769,9 +780,15 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         "-----------------|".repeat(6).trim_end_matches('|')
     );
     let mut rows = Vec::new();
+    let mut corrections = Vec::new();
     for w in &args.weights {
         let model = weights::load_file(w, &device)?.valid();
         let ev = train::evaluate(&model, &val, &device)?;
+        let two_stage = model.config.two_stage;
+        let correction = two_stage.then(|| scl::metrics::CorrectionSummary::of(&ev.corrections));
+        if let Some(c) = &correction {
+            corrections.push((w.display().to_string(), c.clone(), ev.dice_changes()));
+        }
         let summary = scl::metrics::Summary::of(&ev.fine);
         let coarse = scl::metrics::Summary::of(&ev.coarse);
         let cell =
@@ -795,8 +812,15 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
             coarse,
             images: val.stems.iter().cloned().zip(ev.fine).collect(),
             coarse_images: val.stems.iter().cloned().zip(ev.coarse).collect(),
+            correction,
+            correction_images: if two_stage {
+                val.stems.iter().cloned().zip(ev.corrections).collect()
+            } else {
+                Vec::new()
+            },
         });
     }
+    print_corrections(&corrections, ww);
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows).expect("json")).map_err(
             |source| Error::Io {
@@ -806,6 +830,44 @@ fn eval_cmd(args: &EvalArgs) -> Result<(), Error> {
         )?;
     }
     Ok(())
+}
+
+/// The second table of `scl eval`: what stage 2 changed in each two-stage model's coarse mask.
+fn print_corrections(
+    rows: &[(String, scl::metrics::CorrectionSummary, (usize, usize))],
+    ww: usize,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "\nstage 2 against the coarse mask (share of the image, mean ± std over images; pooled shares of the changed pixels that were right to change)"
+    );
+    println!(
+        "| {:<ww$} | {:^15} | {:^12} | {:^15} | {:^16} | {:^22} |",
+        "weights",
+        "added %",
+        "lesion of it",
+        "removed %",
+        "background of it",
+        "images Dice up / down"
+    );
+    println!(
+        "|{}|-----------------|--------------|-----------------|------------------|------------------------|",
+        "-".repeat(ww + 2)
+    );
+    let pct = |m: scl::metrics::MeanStd| format!("{:.2} ± {:.2}", m.mean * 100.0, m.std * 100.0);
+    for (w, c, (up, down)) in rows {
+        println!(
+            "| {:<ww$} | {:^15} | {:^12} | {:^15} | {:^16} | {:^22} |",
+            w,
+            pct(c.added),
+            format!("{:.1}%", c.added_right * 100.0),
+            pct(c.removed),
+            format!("{:.1}%", c.removed_right * 100.0),
+            format!("{up} / {down} of {}", c.count)
+        );
+    }
 }
 
 fn adapt_cmd(args: &AdaptArgs) -> Result<(), Error> {

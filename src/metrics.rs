@@ -173,3 +173,106 @@ impl Summary {
         ]
     }
 }
+
+/// What the second stage changed in the first stage's mask, counted against the truth (SPEC.md,
+/// "The two stages": the fine mask corrects the coarse one; the page's self-correction map
+/// draws the same kinds of pixel, at the image's own size where `scl eval` counts at the working
+/// size). All maps are thresholded at 0.5, like [`Confusion::from_maps`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Correction {
+    /// Pixels in the image.
+    pub pixels: u64,
+    /// Added to the coarse mask where the truth is lesion: a fix.
+    pub added_lesion: u64,
+    /// Added where the truth is background: a new error.
+    pub added_background: u64,
+    /// Removed from the coarse mask where the truth is background: a fix.
+    pub removed_background: u64,
+    /// Removed where the truth is lesion: a new error.
+    pub removed_lesion: u64,
+}
+
+impl Correction {
+    /// Counts the changes from `coarse` to `fine` against `truth` (three maps of one length).
+    ///
+    /// # Panics
+    /// If the slices differ in length.
+    pub fn from_maps(coarse: &[f32], fine: &[f32], truth: &[f32]) -> Self {
+        assert_eq!(coarse.len(), fine.len(), "coarse and fine sizes differ");
+        assert_eq!(fine.len(), truth.len(), "prediction and truth sizes differ");
+        let mut c = Correction {
+            pixels: truth.len() as u64,
+            ..Correction::default()
+        };
+        for ((&a, &b), &t) in coarse.iter().zip(fine).zip(truth) {
+            match (a >= THRESHOLD, b >= THRESHOLD, t >= THRESHOLD) {
+                (false, true, true) => c.added_lesion += 1,
+                (false, true, false) => c.added_background += 1,
+                (true, false, false) => c.removed_background += 1,
+                (true, false, true) => c.removed_lesion += 1,
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// Pixels stage 2 added to the coarse mask.
+    pub fn added(&self) -> u64 {
+        self.added_lesion + self.added_background
+    }
+
+    /// Pixels stage 2 removed from the coarse mask.
+    pub fn removed(&self) -> u64 {
+        self.removed_background + self.removed_lesion
+    }
+}
+
+/// [`Correction`]s summarised over a set of images: how much stage 2 adds and removes, and how
+/// often it is right to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorrectionSummary {
+    /// Number of images.
+    pub count: usize,
+    /// Images where stage 2 changed at least one pixel.
+    pub changed: usize,
+    /// Share of the image added to the coarse mask (mean and std over images).
+    pub added: MeanStd,
+    /// Share of the image removed from the coarse mask (mean and std over images).
+    pub removed: MeanStd,
+    /// Of all added pixels (pooled over the set), the share that is lesion (1 when none added).
+    pub added_right: f64,
+    /// Of all removed pixels (pooled), the share that is background (1 when none removed).
+    pub removed_right: f64,
+}
+
+impl CorrectionSummary {
+    /// Summarises per-image corrections.
+    pub fn of(corrections: &[Correction]) -> Self {
+        let share = |f: fn(&Correction) -> u64| {
+            let v: Vec<f64> = corrections
+                .iter()
+                .map(|c| f(c) as f64 / c.pixels.max(1) as f64)
+                .collect();
+            MeanStd::of(&v)
+        };
+        let sum = |f: fn(&Correction) -> u64| corrections.iter().map(f).sum::<u64>();
+        let ratio = |num: u64, den: u64| {
+            if den == 0 {
+                1.0
+            } else {
+                num as f64 / den as f64
+            }
+        };
+        CorrectionSummary {
+            count: corrections.len(),
+            changed: corrections
+                .iter()
+                .filter(|c| c.added() + c.removed() > 0)
+                .count(),
+            added: share(Correction::added),
+            removed: share(Correction::removed),
+            added_right: ratio(sum(|c| c.added_lesion), sum(Correction::added)),
+            removed_right: ratio(sum(|c| c.removed_background), sum(Correction::removed)),
+        }
+    }
+}

@@ -172,6 +172,20 @@ impl Scl {
         let features = self.encoder.forward(x.clone(), groups);
         let detached = features.clone().map(|f| f.detach());
         let logits = self.seg.forward(&detached, false, groups).swap_remove(0);
+        Self::erase_coarse(x, features, logits)
+    }
+
+    /// [`Scl::coarse`] that also returns the stage-1 logits with their gradient (the decoder
+    /// reads the encoder's features as they are), for a loss on the stage-1 mask: this
+    /// project's `--coarse-weight` variant; SPEC.md's method has no such loss.
+    pub fn coarse_tracked(&self, x: Tensor<4>, groups: usize) -> (Coarse, Tensor<4>) {
+        let features = self.encoder.forward(x.clone(), groups);
+        let logits = self.seg.forward(&features, false, groups).swap_remove(0);
+        (Self::erase_coarse(x, features, logits.clone()), logits)
+    }
+
+    /// The coarse probability (detached), its mask and the erased image from stage-1 logits.
+    fn erase_coarse(x: Tensor<4>, features: Features, logits: Tensor<4>) -> Coarse {
         let prob = sigmoid(logits).detach();
         let mask = threshold(&prob);
         let masked = erase(x, &mask);

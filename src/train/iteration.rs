@@ -41,7 +41,11 @@ pub struct LossTerms {
     pub seg: f64,
     /// `L_inp` of the unlabeled batch (0 without one).
     pub inp: f64,
-    /// `2 L_seg + L_inp`.
+    /// The stage-1 mask's BCE + Dice on the labeled batch (0 unless `--coarse-weight` > 0:
+    /// this project's variant, not SPEC.md's method).
+    #[serde(default)]
+    pub coarse: f64,
+    /// `2 L_seg + L_inp` (+ `coarse_weight * L_coarse`).
     pub total: f64,
 }
 
@@ -69,20 +73,25 @@ impl Batch {
     }
 }
 
-/// The weights of the two losses in the total, `seg * L_seg + inp * L_inp`.
+/// The weights of the losses in the total, `seg * L_seg + inp * L_inp + coarse * L_coarse`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LossWeights {
     /// Weight of the segmentation loss (2 in SPEC.md).
     pub seg: f64,
     /// Weight of the inpainting loss, lambda_inp (1 in SPEC.md).
     pub inp: f64,
+    /// Weight of a loss on the stage-1 (coarse) mask of the labeled images (0 in SPEC.md,
+    /// whose stage 1 has no loss; this project's variant, `--coarse-weight`).
+    #[serde(default)]
+    pub coarse: f64,
 }
 
 impl LossWeights {
-    /// SPEC.md's weights: `2 L_seg + 1 L_inp`.
+    /// SPEC.md's weights: `2 L_seg + 1 L_inp`, no stage-1 loss.
     pub const SPEC: LossWeights = LossWeights {
         seg: SEG_WEIGHT,
         inp: INP_WEIGHT,
+        coarse: 0.0,
     };
 
     /// The weighted total of the terms present.
@@ -96,26 +105,51 @@ impl LossWeights {
     }
 }
 
-/// The two loss terms of one iteration as tensors (before backward): `L_seg` of the labeled
-/// batch and `L_inp` of the unlabeled batch, each absent without its batch.
+/// The loss terms of one iteration as tensors (before backward), each absent without its batch.
+#[derive(Debug, Clone, Default)]
+pub struct Losses {
+    /// `L_seg` of the labeled batch.
+    pub seg: Option<Tensor<1>>,
+    /// `L_inp` of the unlabeled batch.
+    pub inp: Option<Tensor<1>>,
+    /// BCE + Dice of the labeled batch's stage-1 logits (only when asked for).
+    pub coarse: Option<Tensor<1>>,
+}
+
+/// The two loss terms of SPEC.md: `L_seg` of the labeled batch and `L_inp` of the unlabeled
+/// batch, each absent without its batch. See [`losses_with`].
+pub fn losses(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
+    let l = losses_with(model, batch, false);
+    (l.seg, l.inp)
+}
+
+/// The loss terms of one iteration, with the stage-1 loss of the labeled batch when `coarse`
+/// (two-stage networks only).
 ///
 /// With equally sized labeled and unlabeled batches the two forward passes of SPEC.md run as
 /// one pass over both batches with batch-norm statistics kept per batch (the same computation,
 /// and about 40% faster on the CPU backend, see [`crate::model::norm`]); the inpainting decoder
 /// runs on the unlabeled half only. Otherwise the passes run one after the other.
-pub fn losses(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
+pub fn losses_with(model: &Scl, batch: &Batch, coarse: bool) -> Losses {
+    let coarse = coarse && model.config.two_stage;
     match (&batch.labeled, &batch.unlabeled) {
         (Some((xl, y)), Some(xu)) if xl.dims()[0] == xu.dims()[0] && model.config.two_stage => {
             let n = xl.dims()[0];
             let x = Tensor::cat(vec![xl.clone(), xu.clone()], 0);
-            let mut coarse = model.coarse(x.clone(), 2);
+            let (mut stage1, coarse_loss) = if coarse {
+                let (c, logits) = model.coarse_tracked(x.clone(), 2);
+                let lab = logits.slice(s![0..n, .., .., ..]);
+                (c, Some(segmentation_loss(&[lab], y.clone())))
+            } else {
+                (model.coarse(x.clone(), 2), None)
+            };
             if let Some(m) = &batch.oracle_masks {
-                let lab = coarse.mask.slice(s![0..n, .., .., ..]);
+                let lab = stage1.mask.slice(s![0..n, .., .., ..]);
                 let mask = Tensor::cat(vec![lab, m.clone()], 0);
-                coarse.masked = erase(x, &mask);
-                coarse.mask = mask;
+                stage1.masked = erase(x, &mask);
+                stage1.mask = mask;
             }
-            let fused = model.fuse(&coarse.features, coarse.masked, 2);
+            let fused = model.fuse(&stage1.features, stage1.masked, 2);
             let seg = model.seg.forward(&fused.g, true, 2);
             let g_u = fused.g.map(|t| t.slice(s![n..2 * n, .., .., ..]));
             let inp = model
@@ -128,13 +162,29 @@ pub fn losses(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1
                     .map(|t| t.clone().slice(s![lo..lo + n, .., .., ..]))
                     .collect()
             };
-            (
-                Some(segmentation_loss(&half(0), y.clone())),
-                Some(inpainting_loss(&inp, &half(n), xu.clone())),
-            )
+            Losses {
+                seg: Some(segmentation_loss(&half(0), y.clone())),
+                inp: Some(inpainting_loss(&inp, &half(n), xu.clone())),
+                coarse: coarse_loss,
+            }
         }
-        _ => losses_two_passes(model, batch),
+        _ => {
+            let (seg, inp) = losses_two_passes(model, batch);
+            let coarse = batch
+                .labeled
+                .as_ref()
+                .filter(|_| coarse)
+                .map(|(x, y)| coarse_loss(model, x.clone(), y.clone()));
+            Losses { seg, inp, coarse }
+        }
     }
+}
+
+/// The stage-1 loss of a labeled batch on its own pass (the path of the two-stage network
+/// trained on labels only, whose fine loss [`losses_two_passes`] computes).
+fn coarse_loss(model: &Scl, x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
+    let (_, logits) = model.coarse_tracked(x, 1);
+    segmentation_loss(&[logits], y)
 }
 
 /// The same losses computed with two separate forward passes, exactly as SPEC.md words it
@@ -169,14 +219,18 @@ pub fn step_weighted(
     lr: f64,
     weights: LossWeights,
 ) -> (Scl, LossTerms) {
-    let (seg, inp) = losses(&model, batch);
+    let Losses { seg, inp, coarse } = losses_with(&model, batch, weights.coarse > 0.0);
     let scalar = |t: &Tensor<1>| t.clone().into_scalar::<f32>() as f64;
     let mut terms = LossTerms {
         seg: seg.as_ref().map(scalar).unwrap_or(0.0),
         inp: inp.as_ref().map(scalar).unwrap_or(0.0),
+        coarse: coarse.as_ref().map(scalar).unwrap_or(0.0),
         total: 0.0,
     };
-    let total = weights.total(seg, inp);
+    let mut total = weights.total(seg, inp);
+    if let Some(c) = coarse {
+        total = total + c * weights.coarse;
+    }
     terms.total = scalar(&total);
     let grads = GradientsParams::from_grads(total.backward(), &model);
     let model = optim.step(lr, model, grads);

@@ -68,7 +68,7 @@ pub struct EpochRecord {
 }
 
 /// The CSV log's header.
-pub const CSV_HEADER: &str = "epoch,iteration,lr,loss,seg,inp,consistency,val_dice,val_iou,val_acc,val_rec,val_spe,val_pre,val_coarse_dice,teacher_dice,unl_coarse_dice,unl_fine_dice,grad_seg,grad_inp,seconds\n";
+pub const CSV_HEADER: &str = "epoch,iteration,lr,loss,seg,inp,seg_coarse,consistency,val_dice,val_iou,val_acc,val_rec,val_spe,val_pre,val_coarse_dice,teacher_dice,unl_coarse_dice,unl_fine_dice,grad_seg,grad_inp,seconds\n";
 
 impl EpochRecord {
     /// The record as a CSV row (empty cells where nothing was measured).
@@ -78,13 +78,14 @@ impl EpochRecord {
         let g = |x: Option<f64>| x.map(|x| format!("{x:.4e}")).unwrap_or_default();
         let s = |get: fn(&Summary) -> f64| f(v.map(|v| get(&v.val)));
         format!(
-            "{},{},{:.6e},{:.5},{:.5},{:.5},{:.6},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}\n",
+            "{},{},{:.6e},{:.5},{:.5},{:.5},{:.5},{:.6},{},{},{},{},{},{},{},{},{},{},{},{},{:.1}\n",
             self.epoch,
             self.iteration,
             self.lr,
             self.loss.total,
             self.loss.seg,
             self.loss.inp,
+            self.loss.coarse,
             self.consistency,
             s(|s| s.dice.mean),
             s(|s| s.iou.mean),
@@ -103,12 +104,15 @@ impl EpochRecord {
     }
 }
 
-/// Starts `log.csv` (unless resuming an existing one).
-pub fn start_csv(path: &Path, resume: bool) -> Result<(), Error> {
-    if resume && path.is_file() {
-        return Ok(());
+/// Starts `log.csv`: the header, then (when resuming) the rows of the epochs the saved state
+/// holds. Rewriting them drops rows logged after the last checkpoint (which training repeats)
+/// and keeps the file in this build's columns when an older build started the run.
+pub fn start_csv(path: &Path, resume: bool, epochs: &[EpochRecord]) -> Result<(), Error> {
+    let mut text = CSV_HEADER.to_string();
+    if resume {
+        text.extend(epochs.iter().map(EpochRecord::csv_row));
     }
-    std::fs::write(path, CSV_HEADER).map_err(|e| io(path, e))
+    crate::weights::write_atomic(path, text.as_bytes()).map_err(|e| io(path, e))
 }
 
 /// Appends one row to `log.csv`.

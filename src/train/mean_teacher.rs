@@ -127,8 +127,8 @@ impl MeanTeacher {
         self.teacher = ema_update(teacher, &student, self.options.ema);
         let terms = LossTerms {
             seg: seg_v,
-            inp: 0.0,
             total: total_v,
+            ..LossTerms::default()
         };
         (student, terms, cons_v)
     }

@@ -70,6 +70,10 @@ pub struct TrainOptions {
     pub val_every: usize,
     /// Weight of the inpainting loss, lambda_inp (SPEC.md: 1).
     pub inp_weight: f64,
+    /// Weight of a BCE + Dice loss on the labeled images' stage-1 (coarse) mask, two-stage
+    /// methods only (SPEC.md: none, 0; this project's variant).
+    #[serde(default)]
+    pub coarse_weight: f64,
     /// Mean Teacher's settings.
     pub mean_teacher: MeanTeacherOptions,
     /// Unlabeled images (with their hidden masks) scored at each validation for the
@@ -254,6 +258,7 @@ impl Session {
             )?)),
             _ => Stepper::Plain(LossWeights {
                 inp: options.inp_weight,
+                coarse: options.coarse_weight,
                 ..LossWeights::SPEC
             }),
         };
@@ -291,11 +296,11 @@ impl Session {
 /// Trains a model as `options` say, writing everything into `out`. With `resume`, continues the
 /// run saved in `out`.
 pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) -> Result<(), Error> {
-    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let method = options.method;
     let config = method.network(&options.config);
     config.validate()?;
     check_options(options)?;
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let data = prepare(options, out)?;
     let ipe = data.iters_per_epoch;
     let total = ipe * options.epochs;
@@ -313,7 +318,7 @@ pub fn run(options: &TrainOptions, out: &Path, device: &Device, resume: bool) ->
     let progress = Progress::new(s.state.iteration, s.state.seconds);
     let mut sums = EpochSums::default();
     let csv_path = out.join("log.csv");
-    log::start_csv(&csv_path, resume)?;
+    log::start_csv(&csv_path, resume, &s.state.epochs)?;
 
     while s.state.iteration < total {
         if STOP.load(Ordering::SeqCst) {
@@ -371,8 +376,12 @@ fn announce(options: &TrainOptions, config: &ModelConfig, model: &Scl, ipe: usiz
     } else {
         0
     };
+    let stage1 = match options.coarse_weight {
+        w if w > 0.0 => format!(", stage-1 loss weight {w}"),
+        _ => String::new(),
+    };
     eprintln!(
-        "training {} ({}), {} parameters, {} epochs x {ipe} iterations, batch {} + {unlabeled}, lr {}, crop {}",
+        "training {} ({}), {} parameters, {} epochs x {ipe} iterations, batch {} + {unlabeled}, lr {}, crop {}{stage1}",
         method.name(),
         config.describe(),
         crate::model::trainable_params(model),
@@ -395,6 +404,7 @@ impl EpochSums {
     fn add(&mut self, terms: &LossTerms, consistency: f64) {
         self.loss.seg += terms.seg;
         self.loss.inp += terms.inp;
+        self.loss.coarse += terms.coarse;
         self.loss.total += terms.total;
         self.consistency += consistency;
         self.iterations += 1;
@@ -411,6 +421,7 @@ impl EpochSums {
             loss: LossTerms {
                 seg: sums.loss.seg / n,
                 inp: sums.loss.inp / n,
+                coarse: sums.loss.coarse / n,
                 total: sums.loss.total / n,
             },
             consistency: sums.consistency / n,
@@ -436,6 +447,18 @@ fn check_options(options: &TrainOptions) -> Result<(), Error> {
         return Err(Error::Config(format!(
             "--inp-weight must be a finite number >= 0, got {}",
             options.inp_weight
+        )));
+    }
+    if !(options.coarse_weight >= 0.0 && options.coarse_weight.is_finite()) {
+        return Err(Error::Config(format!(
+            "--coarse-weight must be a finite number >= 0, got {}",
+            options.coarse_weight
+        )));
+    }
+    if options.coarse_weight > 0.0 && !options.method.network(&options.config).two_stage {
+        return Err(Error::Config(format!(
+            "--coarse-weight needs a two-stage method; {} trains a single-stage network",
+            options.method.name()
         )));
     }
     Ok(())
@@ -582,6 +605,8 @@ impl Progress {
             terms.inp,
             if method == Method::MeanTeacher {
                 format!(" cons {cons:.5}")
+            } else if options.coarse_weight > 0.0 {
+                format!(" stage-1 {:.4}", terms.coarse)
             } else {
                 String::new()
             },
@@ -616,14 +641,19 @@ mod tests {
     #[test]
     fn epoch_sums_are_means_over_the_epoch_and_restart() {
         let mut sums = EpochSums::default();
-        let terms = |seg, inp, total| LossTerms { seg, inp, total };
-        sums.add(&terms(2.0, 1.0, 5.0), 1.0);
-        sums.add(&terms(4.0, 3.0, 11.0), 3.0);
+        let terms = |seg, inp, coarse, total| LossTerms {
+            seg,
+            inp,
+            coarse,
+            total,
+        };
+        sums.add(&terms(2.0, 1.0, 0.5, 5.0), 1.0);
+        sums.add(&terms(4.0, 3.0, 1.5, 11.0), 3.0);
         let r = sums.take(1, 2, 0.5, 9.0);
-        assert_eq!(r.loss, terms(3.0, 2.0, 8.0));
+        assert_eq!(r.loss, terms(3.0, 2.0, 1.0, 8.0));
         assert_eq!((r.consistency, r.epoch, r.iteration), (2.0, 1, 2));
         assert!(r.validation.is_none());
-        sums.add(&terms(1.0, 0.0, 2.0), 0.0);
-        assert_eq!(sums.take(2, 3, 0.4, 10.0).loss, terms(1.0, 0.0, 2.0));
+        sums.add(&terms(1.0, 0.0, 0.0, 2.0), 0.0);
+        assert_eq!(sums.take(2, 3, 0.4, 10.0).loss, terms(1.0, 0.0, 0.0, 2.0));
     }
 }

@@ -1,5 +1,5 @@
 //! Validation and evaluation (SPEC.md "Evaluation"): per-image scores of the fine mask and of
-//! the stage-1 (coarse) mask at the working size, threshold 0.5.
+//! the stage-1 (coarse) mask at the working size, threshold 0.5, and what stage 2 changed.
 
 use burn::prelude::*;
 
@@ -7,7 +7,7 @@ use super::loader::load_pairs;
 use crate::Error;
 use crate::backend::read_f32;
 use crate::data::Pair;
-use crate::metrics::{Confusion, Scores};
+use crate::metrics::{Confusion, Correction, Scores};
 use crate::model::Scl;
 
 /// Validation data: images and masks at the working size.
@@ -54,6 +54,21 @@ pub struct Evaluation {
     /// The stage-1 (coarse) mask, the one stage 2 erases. For a single-stage network it is the
     /// prediction itself.
     pub coarse: Vec<Scores>,
+    /// What stage 2 changed in the coarse mask, against the truth (all zero for a single-stage
+    /// network).
+    pub corrections: Vec<Correction>,
+}
+
+impl Evaluation {
+    /// Images whose fine Dice is above, and below, their coarse Dice: where stage 2 helped and
+    /// where it hurt.
+    pub fn dice_changes(&self) -> (usize, usize) {
+        let pairs = || self.fine.iter().zip(&self.coarse);
+        (
+            pairs().filter(|(f, c)| f.dice > c.dice).count(),
+            pairs().filter(|(f, c)| f.dice < c.dice).count(),
+        )
+    }
 }
 
 /// Scores `model` (an inference copy) on `val`: fine and coarse masks at the working size,
@@ -69,6 +84,7 @@ pub fn evaluate(model: &Scl, val: &ValSet, device: &Device) -> Result<Evaluation
         for ((f, c), m) in fine.chunks(s * s).zip(coarse.chunks(s * s)).zip(masks) {
             ev.fine.push(Confusion::from_maps(f, m).scores());
             ev.coarse.push(Confusion::from_maps(c, m).scores());
+            ev.corrections.push(Correction::from_maps(c, f, m));
         }
     }
     Ok(ev)

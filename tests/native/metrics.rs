@@ -85,3 +85,74 @@ fn summary_mean_and_std() {
     assert_close(s.dice.std, var.sqrt(), 1e-12, "std Dice");
     assert_eq!(Summary::of(&[]).count, 0);
 }
+
+#[test]
+fn corrections_by_hand() {
+    // Every (coarse, fine, truth) combination once: one pixel of each kind of change.
+    let coarse = [0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0];
+    let fine = [0.0, 0.0, 1.0, 1.0, 0.0, 0.0, 1.0, 1.0];
+    let truth = [0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0, 1.0];
+    let a = Correction::from_maps(&coarse, &fine, &truth);
+    assert_eq!(
+        a,
+        Correction {
+            pixels: 8,
+            added_lesion: 1,
+            added_background: 1,
+            removed_background: 1,
+            removed_lesion: 1
+        }
+    );
+    // Nothing changed.
+    let b = Correction::from_maps(&[1.0, 0.0], &[0.9, 0.2], &[1.0, 0.0]);
+    assert_eq!((b.added(), b.removed(), b.pixels), (0, 0, 2));
+    // Two lesion pixels added, nothing removed.
+    let c = Correction::from_maps(&[0.0, 0.0, 1.0, 0.0], &[1.0, 0.6, 1.0, 0.0], &[1.0; 4]);
+    assert_eq!((c.added_lesion, c.added_background, c.removed()), (2, 0, 0));
+
+    let s = CorrectionSummary::of(&[a, b, c]);
+    assert_eq!((s.count, s.changed), (3, 2));
+    // Added shares 2/8, 0, 2/4; removed shares 2/8, 0, 0.
+    assert_close(s.added.mean, 0.25, 1e-12, "added mean");
+    assert_close(s.added.std, (0.125f64 / 3.0).sqrt(), 1e-12, "added std");
+    assert_close(s.removed.mean, 1.0 / 12.0, 1e-12, "removed mean");
+    // Pooled: 3 of the 4 added pixels are lesion, 1 of the 2 removed is background.
+    assert_close(s.added_right, 0.75, 1e-12, "added right");
+    assert_close(s.removed_right, 0.5, 1e-12, "removed right");
+    // Nothing changed anywhere: both shares count as right (nothing was done wrongly).
+    let none = CorrectionSummary::of(&[b]);
+    assert_eq!(
+        (none.changed, none.added_right, none.removed_right),
+        (0, 1.0, 1.0)
+    );
+}
+
+#[test]
+fn dice_changes_count_images_stage_two_helped_and_hurt() {
+    let score = |tp, fp, fn_| {
+        Confusion {
+            tp,
+            fp,
+            tn: 10,
+            fn_,
+        }
+        .scores()
+    };
+    let ev = scl::train::Evaluation {
+        // Dice: 1.0 vs 0.8 (up), 0.5 vs 1.0 (down), 1.0 vs 1.0 (same), 0.8 vs 0.5 (up).
+        fine: vec![
+            score(4, 0, 0),
+            score(1, 1, 1),
+            score(2, 0, 0),
+            score(2, 1, 0),
+        ],
+        coarse: vec![
+            score(2, 1, 0),
+            score(2, 0, 0),
+            score(3, 0, 0),
+            score(1, 1, 1),
+        ],
+        corrections: Vec::new(),
+    };
+    assert_eq!(ev.dice_changes(), (2, 1));
+}

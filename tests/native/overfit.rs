@@ -122,3 +122,54 @@ fn joint_pass_equals_two_separate_passes() {
         assert_close(*p as f64, *q as f64, 1e-4, "running variance");
     }
 }
+
+#[test]
+fn stage_one_loss_is_bce_plus_dice_of_the_coarse_mask() {
+    // Without dropout, the stage-1 loss (`--coarse-weight`) must be BCE + Dice worked out here
+    // in f64 from the coarse probability of a separate stage-1 pass over the labeled images
+    // (batch statistics are per sub-batch, so the joint pass's labeled half is that pass).
+    let ad = dev().autodiff();
+    let cfg = light().with_dropout(0.0);
+    let (x, y) = disc_batch(2, 64, &ad);
+    let (xu, _) = disc_batch(2, 64, &ad);
+    let m = model(&cfg, &ad);
+    let joint = Batch::new(Some((x.clone(), y.clone())), Some(xu.flip([3])));
+    let labeled = Batch::new(Some((x.clone(), y.clone())), None);
+    let (p, g) = (to_vec(m.coarse(x, 1).prob), to_vec(y));
+    let n = (p.len() / 2) as f64;
+    let mut bce = 0.0;
+    let mut dice = 0.0;
+    for (ps, gs) in p.chunks(p.len() / 2).zip(g.chunks(g.len() / 2)) {
+        let (mut inter, mut sp, mut sg) = (0.0, 0.0, 0.0);
+        for (&pi, &gi) in ps.iter().zip(gs) {
+            let (pi, gi) = (pi as f64, gi as f64);
+            bce -= gi * pi.ln() + (1.0 - gi) * (1.0 - pi).ln();
+            inter += pi * gi;
+            sp += pi;
+            sg += gi;
+        }
+        dice += 1.0 - (2.0 * inter + 1.0) / (sp + sg + 1.0);
+    }
+    let expected = bce / (2.0 * n) + dice / 2.0;
+    for (name, batch) in [("joint pass", &joint), ("labeled only", &labeled)] {
+        let l = train::losses_with(&m, batch, true);
+        let coarse = l.coarse.expect("a stage-1 loss");
+        assert_close(scalar(coarse.clone()), expected, 1e-4, name);
+        // It trains the shared segmentation decoder and the encoder through the stage-1 pass.
+        let grads = coarse.backward();
+        for (what, w) in [
+            ("decoder head", m.seg.head.hidden.conv.weight.clone()),
+            ("encoder conv1", resnet(&m).conv1.weight.clone()),
+        ] {
+            let gv = to_vec(w.grad(&grads).expect(what));
+            assert!(
+                gv.iter().any(|v| *v != 0.0),
+                "{name}: no gradient at the {what}"
+            );
+        }
+    }
+    // SPEC.md's method has no stage-1 loss, and a single-stage network has no stage 1.
+    assert!(train::losses_with(&m, &joint, false).coarse.is_none());
+    let single = model(&light().with_dropout(0.0).with_two_stage(false), &ad);
+    assert!(train::losses_with(&single, &labeled, true).coarse.is_none());
+}

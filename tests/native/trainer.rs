@@ -46,6 +46,7 @@ fn options(data: std::path::PathBuf, method: Method) -> TrainOptions {
         crop: 64,
         val_every: 1,
         inp_weight: 1.0,
+        coarse_weight: 0.0,
         mean_teacher: MeanTeacherOptions {
             ema: 0.99,
             consistency: 0.1,
@@ -100,16 +101,64 @@ fn train_writes_the_run_and_resumes() {
     let best = scl::weights::load_file(&out.join("best.bpk"), &device).unwrap();
     assert!(best.config.two_stage);
 
-    // Resume to a third epoch: the same folder continues at iteration 2 and appends to the log.
+    // Resume to a third epoch: the same folder continues at iteration 2 and the log gets its
+    // third row. A row written after the last checkpoint (a run killed between the two) is
+    // dropped: the log is rewritten from the saved state's epochs.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(out.join("log.csv"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"3,3,unsaved\n"))
+        .unwrap();
+    assert_eq!(rows(), 1 + 3);
     options.epochs = 3;
     run(&options, &out, &device, true).unwrap();
     let state: RunState = read_json(&out.join("state.json"));
     assert_eq!(state.iteration, 3);
     assert_eq!(state.epochs.len(), 3);
     assert_eq!(rows(), 1 + 3);
+    let log = std::fs::read_to_string(out.join("log.csv")).unwrap();
+    assert!(
+        !log.contains("unsaved"),
+        "the unsaved row survived the resume"
+    );
     // The partition of a resumed run is the same one (it is a function of the seed).
     assert_eq!(read_json::<Vec<String>>(&out.join("validation.json")), val);
     let _ = std::fs::remove_dir_all(&data);
+}
+
+/// A stage-1 loss needs a stage 1: asking for one with a single-stage method is refused
+/// before anything is read or trained.
+#[test]
+fn coarse_weight_needs_a_two_stage_method() {
+    let dir = std::env::temp_dir().join("scl-no-such-dataset");
+    let mut options = options(dir.clone(), Method::Supervised);
+    options.coarse_weight = 1.0;
+    let err = run(
+        &options,
+        &dir.join("run"),
+        &burn::prelude::Device::flex(),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--coarse-weight needs a two-stage method"),
+        "{err}"
+    );
+    options.method = Method::Scl;
+    options.coarse_weight = f64::NAN;
+    let err = run(
+        &options,
+        &dir.join("run"),
+        &burn::prelude::Device::flex(),
+        false,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("--coarse-weight must be a finite number"),
+        "{err}"
+    );
 }
 
 /// One epoch of `method` into a fresh run folder named after `name`: the run's

@@ -58,6 +58,17 @@ class Summarize(unittest.TestCase):
         self.assertIn("| scl − sup | 1 | 4 | +10.00 | [+10.00, +10.00] | 4/4 |", out)
         self.assertIn("| mt-teacher − sup | 1 | 4 | -20.00 | [-20.00, -20.00] | 0/4 |", out)
 
+    def test_stage_one_mask_pairs_as_coarse(self):
+        fine = row("runs/scl-s1/best.bpk", [0.9, 0.8, 0.9, 0.8])
+        # Stage 1 scored 0.1 less on a and c and the same on b and d: stage 2 adds +5.00 on
+        # average, better on 2 of 4 images; resampled means lie in [0, +10].
+        fine["coarse_images"] = [[s, {"dice": d}] for s, d in zip("abcd", [0.8, 0.8, 0.8, 0.8])]
+        out = self.run_on([fine], "--pair", "scl:scl-coarse")
+        self.assertIn("| scl − scl-coarse | 1 | 4 | +5.00 |", out)
+        self.assertIn("| 2/4 |", out)
+        # The coarse mask is not a run of its own in the per-run and per-method tables.
+        self.assertNotIn("| scl-coarse", out)
+
 
 if __name__ == "__main__":
     unittest.main()
