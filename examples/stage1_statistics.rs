@@ -1,8 +1,8 @@
 //! Diagnostic of issue 9: does the two-stage network's stage-1 (coarse) mask suffer from batch
 //! norm statistics that mix two feature distributions? In training (SPEC.md, "The two stages")
-//! the shared segmentation decoder runs twice per image, on the encoder's own features (stage
-//! 1) and on the fused ones (stage 2), and each pass updates the same running statistics; at
-//! inference both stages normalise with that mixture.
+//! the shared segmentation decoder runs twice per image, on the encoder's own features in stage
+//! one and on the fused ones in stage two, and each pass updates the same running statistics;
+//! at inference both stages normalise with that mixture.
 //!
 //! This re-estimates the running statistics on the training images (their masks are never
 //! read) in the cumulative mode of AdaBN ([`scl::model::norm::CumulativeStats`]) twice: once
