@@ -62,10 +62,7 @@ fn run() -> Result<(), Error> {
         // A fresh load each time: clones share their running statistics.
         let model = open()?.valid();
         let mut stats = CumulativeStats::default();
-        let s = size as usize;
-        for chunk in train.images.chunks(4) {
-            let flat: Vec<f32> = chunk.iter().flatten().copied().collect();
-            let x = Tensor::<4>::from_data(TensorData::new(flat, [chunk.len(), 3, s, s]), &device);
+        for (x, _) in train.batches(4, &device) {
             stats.run(|| {
                 with_batch_statistics(|| {
                     if stage1_only {
@@ -91,9 +88,7 @@ fn run() -> Result<(), Error> {
 fn combined(stage1: &Scl, stage2: &Scl, val: &ValSet, device: &Device) -> Result<(), Error> {
     let s = val.size as usize;
     let (mut fine, mut coarse) = (Vec::new(), Vec::new());
-    for (imgs, masks) in val.images.chunks(4).zip(val.masks.chunks(4)) {
-        let flat: Vec<f32> = imgs.iter().flatten().copied().collect();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), device);
+    for (x, masks) in val.batches(4, device) {
         let c1 = stage1.coarse(x.clone(), 1);
         let c2 = stage2.coarse(x, 1);
         let fused = stage2.fuse(&c2.features, c1.masked, 1);

@@ -8,6 +8,15 @@
 
 use serde::{Deserialize, Serialize};
 
+/// `num / den`, and 1 for `0 / 0` (the module's convention above).
+fn ratio(num: u64, den: u64) -> f64 {
+    if den == 0 {
+        1.0
+    } else {
+        num as f64 / den as f64
+    }
+}
+
 /// Pixel counts of a binary prediction against a binary ground truth.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Confusion {
@@ -46,13 +55,6 @@ impl Confusion {
 
     /// The metrics of this confusion matrix.
     pub fn scores(&self) -> Scores {
-        let ratio = |num: u64, den: u64| {
-            if den == 0 {
-                1.0
-            } else {
-                num as f64 / den as f64
-            }
-        };
         let Confusion { tp, fp, tn, fn_ } = *self;
         Scores {
             dice: ratio(2 * tp, 2 * tp + fp + fn_),
@@ -256,13 +258,6 @@ impl CorrectionSummary {
             MeanStd::of(&v)
         };
         let sum = |f: fn(&Correction) -> u64| corrections.iter().map(f).sum::<u64>();
-        let ratio = |num: u64, den: u64| {
-            if den == 0 {
-                1.0
-            } else {
-                num as f64 / den as f64
-            }
-        };
         CorrectionSummary {
             count: corrections.len(),
             changed: corrections

@@ -169,40 +169,52 @@ pub fn losses_with(model: &Scl, batch: &Batch, coarse: bool) -> Losses {
             }
         }
         _ => {
-            let (seg, inp) = losses_two_passes(model, batch);
-            let coarse = batch
-                .labeled
-                .as_ref()
-                .filter(|_| coarse)
-                .map(|(x, y)| coarse_loss(model, x.clone(), y.clone()));
-            Losses { seg, inp, coarse }
+            let (seg, coarse) = match &batch.labeled {
+                // One pass gives both: stage 1 with its gradient, then the fine stage on it.
+                Some((x, y)) if coarse => {
+                    let (stage1, logits) = model.coarse_tracked(x.clone(), 1);
+                    let fused = model.fuse(&stage1.features, stage1.masked, 1);
+                    let seg = model.seg.forward(&fused.g, true, 1);
+                    (
+                        Some(segmentation_loss(&seg, y.clone())),
+                        Some(segmentation_loss(&[logits], y.clone())),
+                    )
+                }
+                _ => (labeled_loss(model, batch), None),
+            };
+            Losses {
+                seg,
+                inp: unlabeled_loss(model, batch),
+                coarse,
+            }
         }
     }
-}
-
-/// The stage-1 loss of a labeled batch on its own pass (the path of the two-stage network
-/// trained on labels only, whose fine loss [`losses_two_passes`] computes).
-fn coarse_loss(model: &Scl, x: Tensor<4>, y: Tensor<4>) -> Tensor<1> {
-    let (_, logits) = model.coarse_tracked(x, 1);
-    segmentation_loss(&[logits], y)
 }
 
 /// The same losses computed with two separate forward passes, exactly as SPEC.md words it
 /// (for tests and comparison; no oracle).
 pub fn losses_two_passes(model: &Scl, batch: &Batch) -> (Option<Tensor<1>>, Option<Tensor<1>>) {
-    let seg = batch.labeled.as_ref().map(|(x, y)| {
+    (labeled_loss(model, batch), unlabeled_loss(model, batch))
+}
+
+/// `L_seg` of the labeled batch on its own pass.
+fn labeled_loss(model: &Scl, batch: &Batch) -> Option<Tensor<1>> {
+    batch.labeled.as_ref().map(|(x, y)| {
         let out = model.forward_aligned(x.clone(), FineParts::SEGMENT_DEEP);
         segmentation_loss(&out.seg, y.clone())
-    });
-    let inp = batch
+    })
+}
+
+/// `L_inp` of the unlabeled batch on its own pass (two-stage networks only).
+fn unlabeled_loss(model: &Scl, batch: &Batch) -> Option<Tensor<1>> {
+    batch
         .unlabeled
         .as_ref()
         .filter(|_| model.config.two_stage)
         .map(|x| {
             let out = model.forward_aligned(x.clone(), FineParts::ALL);
             inpainting_loss(&out.inp, &out.seg, x.clone())
-        });
-    (seg, inp)
+        })
 }
 
 /// Runs one iteration with SPEC.md's loss weights: forward, loss, backward and an SGD step at

@@ -44,6 +44,25 @@ impl ValSet {
         }
         v
     }
+
+    /// The images in batches of `n` as `[B, 3, S, S]` tensors on `device`, each with its
+    /// masks.
+    pub fn batches<'a>(
+        &'a self,
+        n: usize,
+        device: &'a Device,
+    ) -> impl Iterator<Item = (Tensor<4>, &'a [Vec<f32>])> + 'a {
+        let s = self.size as usize;
+        self.images
+            .chunks(n)
+            .zip(self.masks.chunks(n))
+            .map(move |(imgs, masks)| {
+                let flat: Vec<f32> = imgs.iter().flatten().copied().collect();
+                let x =
+                    Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), device);
+                (x, masks)
+            })
+    }
 }
 
 /// Per-image scores of one model on a [`ValSet`], in the set's order.
@@ -76,9 +95,7 @@ impl Evaluation {
 pub fn evaluate(model: &Scl, val: &ValSet, device: &Device) -> Result<Evaluation, Error> {
     let s = val.size as usize;
     let mut ev = Evaluation::default();
-    for (imgs, masks) in val.images.chunks(4).zip(val.masks.chunks(4)) {
-        let flat: Vec<f32> = imgs.iter().flatten().copied().collect();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [imgs.len(), 3, s, s]), device);
+    for (x, masks) in val.batches(4, device) {
         let (coarse, fine) = model.predict_mask(x)?;
         let (coarse, fine) = (read_f32(coarse)?, read_f32(fine)?);
         for ((f, c), m) in fine.chunks(s * s).zip(coarse.chunks(s * s)).zip(masks) {

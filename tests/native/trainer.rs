@@ -131,30 +131,26 @@ fn train_writes_the_run_and_resumes() {
 #[test]
 fn coarse_weight_needs_a_two_stage_method() {
     let dir = std::env::temp_dir().join("scl-no-such-dataset");
+    let refused = |options: &TrainOptions| {
+        run(
+            options,
+            &dir.join("run"),
+            &burn::prelude::Device::flex(),
+            false,
+        )
+        .unwrap_err()
+        .to_string()
+    };
     let mut options = options(dir.clone(), Method::Supervised);
     options.coarse_weight = 1.0;
-    let err = run(
-        &options,
-        &dir.join("run"),
-        &burn::prelude::Device::flex(),
-        false,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused(&options);
     assert!(
         err.contains("--coarse-weight needs a two-stage method"),
         "{err}"
     );
     options.method = Method::Scl;
     options.coarse_weight = f64::NAN;
-    let err = run(
-        &options,
-        &dir.join("run"),
-        &burn::prelude::Device::flex(),
-        false,
-    )
-    .unwrap_err()
-    .to_string();
+    let err = refused(&options);
     assert!(
         err.contains("--coarse-weight must be a finite number"),
         "{err}"
